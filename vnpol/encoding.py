@@ -1,0 +1,258 @@
+"""Encoding stage: words → subwords → labels, and windows over long documents.
+
+A document becomes an :class:`EncodedDocument`:
+
+* its raw text normalised (:func:`vnpol.text.normalize`), tokenised into
+  syllable tokens and grouped into words (optionally by a Vietnamese word
+  segmenter, as PhoBERT expects: ``Bộ_Chính_trị``);
+* each word's subword ids, obtained word by word, so the alignment works the
+  same for PhoBERT's slow tokenizer (no offset mapping) and fast tokenizers;
+* BIO labels on words (the model reads each word's first subword);
+* :class:`Window` objects: consecutive whole sentences packed up to the
+  encoder's limit, each window *owning* its sentences and carrying a few
+  sentences' worth of context on both sides (overlap). Every word is owned by
+  exactly one window, so stitching predictions back is exact and no text is
+  ever dropped: a sentence longer than a window is cut into owned chunks.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from . import schema
+from .corpus import Document
+from .text import NormalizedText, normalize, segment_words, split_sentences, tokenize
+
+LABELS = schema.bio_labels()
+LABEL2ID = {l: i for i, l in enumerate(LABELS)}
+IGNORE = -100
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """Everything that turns raw text into encoder input; saved with every model."""
+
+    normalize_tones: bool = True
+    segmenter: str = "none"  # "none" | "underthesea" | "pyvi"
+    max_length: int = 256  # encoder positions per window, special tokens included
+    context: int = 32  # subwords of context on each side of a window's own sentences
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Window:
+    word_start: int  # first word in the window (context included)
+    word_end: int
+    own_start: int  # words this window predicts for
+    own_end: int
+    input_ids: list[int]
+    first_subword: list[int]  # position in input_ids of each word's first subword (word_start..word_end)
+    last_subword: list[int]  # exclusive end position of each word's subwords
+
+
+@dataclass
+class EncodedDocument:
+    doc: Document
+    norm: NormalizedText
+    words: list[tuple[int, int]]  # spans in normalised text
+    sentence_of_word: list[int]
+    subword_ids: list[list[int]]
+    windows: list[Window]
+    labels: list[int] | None = None  # BIO label id per word (gold)
+    gold_spans: list[tuple[int, int, str, str]] = field(default_factory=list)  # (w0, w1, type, entity id)
+
+    def raw_span(self, w0: int, w1: int) -> tuple[int, int]:
+        """Raw-text character span of words ``[w0, w1)``."""
+        return self.norm.to_raw_span(self.words[w0][0], self.words[w1 - 1][1])
+
+    def window_of_word(self) -> list[int]:
+        owner = [0] * len(self.words)
+        for k, w in enumerate(self.windows):
+            for i in range(w.own_start, w.own_end):
+                owner[i] = k
+        return owner
+
+
+class SubwordTokenizer:
+    """Word → subword ids with a cache; works for slow and fast Hugging Face tokenizers."""
+
+    def __init__(self, hf_tokenizer, cache_size: int = 200_000):
+        self.hf = hf_tokenizer
+        self.cache: dict[str, list[int]] = {}
+        self.cache_size = cache_size
+        cls_id = hf_tokenizer.cls_token_id if hf_tokenizer.cls_token_id is not None else hf_tokenizer.bos_token_id
+        sep_id = hf_tokenizer.sep_token_id if hf_tokenizer.sep_token_id is not None else hf_tokenizer.eos_token_id
+        if cls_id is None or sep_id is None or hf_tokenizer.unk_token_id is None:
+            raise ValueError("tokenizer needs cls/bos, sep/eos and unk tokens")
+        self.cls_id, self.sep_id, self.unk_id = cls_id, sep_id, hf_tokenizer.unk_token_id
+        self.pad_id = hf_tokenizer.pad_token_id if hf_tokenizer.pad_token_id is not None else 0
+
+    def encode_words(self, words: Sequence[str]) -> list[list[int]]:
+        missing = list({w for w in words if w not in self.cache})
+        if missing:
+            if getattr(self.hf, "is_fast", False):
+                ids = self.hf(missing, add_special_tokens=False)["input_ids"]
+            else:
+                ids = [self.hf.encode(w, add_special_tokens=False) for w in missing]
+            if len(self.cache) + len(missing) > self.cache_size:
+                self.cache.clear()
+            for w, i in zip(missing, ids):
+                self.cache[w] = list(i) or [self.unk_id]
+        return [self.cache[w] for w in words]
+
+
+def _word_strings(text: str, tokens, words: list[list[int]], segmented: bool) -> list[str]:
+    out = []
+    for group in words:
+        if len(group) == 1:
+            s, e = tokens[group[0]]
+            out.append(text[s:e])
+            continue
+        parts = [text[tokens[group[0]][0]:tokens[group[0]][1]]]
+        for a, b in zip(group, group[1:]):
+            gap = tokens[b][0] - tokens[a][1]
+            parts.append(("_" if segmented else " ") if gap else "")
+            parts.append(text[tokens[b][0]:tokens[b][1]])
+        out.append("".join(parts))
+    return out
+
+
+def _split_words_at(words: list[list[int]], tokens, cuts: set[int]) -> list[list[int]]:
+    """Split any word that a gold entity boundary (normalised char offset) falls inside."""
+    out = []
+    for group in words:
+        current = [group[0]]
+        for t in group[1:]:
+            if tokens[t][0] in cuts or any(tokens[current[-1]][1] <= c <= tokens[t][0] for c in cuts if tokens[current[-1]][1] < tokens[t][0]):
+                out.append(current)
+                current = [t]
+            else:
+                current.append(t)
+        out.append(current)
+    return out
+
+
+def encode_document(doc: Document, tokenizer: SubwordTokenizer, prep: Preprocessing, *, with_labels: bool = False) -> EncodedDocument:
+    """Normalise, segment, label and window one document."""
+    norm = normalize(doc.text, tones=prep.normalize_tones)
+    text = norm.text
+    tokens = tokenize(text)
+    groups = segment_words(text, tokens, prep.segmenter)
+    gold_norm: list[tuple[int, int, str, str]] = []
+    if with_labels:
+        for e in doc.entities:
+            s, t = norm.from_raw_span(e.start, e.end)
+            if t > s:
+                gold_norm.append((s, t, e.type, e.id))
+        if prep.segmenter != "none":
+            groups = _split_words_at(groups, tokens, {c for s, t, _, _ in gold_norm for c in (s, t)})
+    words = [(tokens[g[0]][0], tokens[g[-1]][1]) for g in groups]
+    strings = _word_strings(text, tokens, groups, prep.segmenter != "none")
+    subword_ids = tokenizer.encode_words(strings)
+
+    sentences = split_sentences(text)
+    sentence_of_word = _assign_sentences(words, sentences)
+
+    labels = None
+    gold_spans: list[tuple[int, int, str, str]] = []
+    if with_labels:
+        labels = [LABEL2ID["O"]] * len(words)
+        starts = {s: i for i, (s, _) in enumerate(words)}
+        ends = {e: i for i, (_, e) in enumerate(words)}
+        for s, t, etype, eid in gold_norm:
+            # an entity boundary inside a token (rare: "TW4") snaps outwards to whole words
+            w0 = starts.get(s, next((i for i, (ws, we) in enumerate(words) if we > s), None))
+            w1 = ends.get(t, next((i for i, (ws, we) in enumerate(words) if we >= t), None))
+            if w0 is None or w1 is None:
+                continue
+            labels[w0] = LABEL2ID[f"B-{etype}"]
+            for i in range(w0 + 1, w1 + 1):
+                labels[i] = LABEL2ID[f"I-{etype}"]
+            gold_spans.append((w0, w1 + 1, etype, eid))
+    windows = make_windows(subword_ids, sentence_of_word, tokenizer, prep)
+    return EncodedDocument(doc, norm, words, sentence_of_word, subword_ids, windows, labels, gold_spans)
+
+
+def _assign_sentences(words, sentences) -> list[int]:
+    out, k = [], 0
+    for s, _ in words:
+        while k + 1 < len(sentences) and sentences[k + 1][0] <= s:
+            k += 1
+        out.append(k)
+    return out
+
+
+def _units(subword_ids: list[list[int]], sentence_of_word: list[int], budget: int) -> list[tuple[int, int]]:
+    """Word ranges of sentences, long sentences cut into chunks that fit ``budget`` subwords."""
+    units: list[tuple[int, int]] = []
+    i, n = 0, len(subword_ids)
+    while i < n:
+        j, size = i, 0
+        while j < n and sentence_of_word[j] == sentence_of_word[i]:
+            length = min(len(subword_ids[j]), budget)
+            if size + length > budget and j > i:
+                break
+            size += length
+            j += 1
+        units.append((i, j))
+        i = j
+    return units
+
+
+def make_windows(subword_ids: list[list[int]], sentence_of_word: list[int], tokenizer: SubwordTokenizer, prep: Preprocessing) -> list[Window]:
+    """Pack whole sentences into windows of at most ``prep.max_length`` positions."""
+    budget = prep.max_length - 2
+    lengths = [min(len(ids), budget) for ids in subword_ids]
+    units = _units(subword_ids, sentence_of_word, budget)
+    windows: list[Window] = []
+    u = 0
+    while u < len(units):
+        own_start, own_end = units[u]
+        size = sum(lengths[own_start:own_end])
+        u += 1
+        while u < len(units) and size + sum(lengths[units[u][0]:units[u][1]]) <= budget - prep.context:
+            size += sum(lengths[units[u][0]:units[u][1]])
+            own_end = units[u][1]
+            u += 1
+        # context: words before and after, as room allows
+        room = budget - size
+        left = right = 0
+        start, end = own_start, own_end
+        while room > 0 and (start > 0 or end < len(lengths)):
+            grew = False
+            if start > 0 and left < prep.context and lengths[start - 1] <= room:
+                start -= 1
+                room -= lengths[start]
+                left += lengths[start]
+                grew = True
+            if end < len(lengths) and right < prep.context and lengths[end] <= room:
+                room -= lengths[end]
+                right += lengths[end]
+                end += 1
+                grew = True
+            if not grew:
+                break
+        ids = [tokenizer.cls_id]
+        first, last = [], []
+        for w in range(start, end):
+            first.append(len(ids))
+            ids.extend(subword_ids[w][:budget])
+            last.append(len(ids))
+        ids.append(tokenizer.sep_id)
+        windows.append(Window(start, end, own_start, own_end, ids, first, last))
+    return windows
+
+
+# --------------------------------------------------------------------------- relation candidates
+
+
+def candidate_pairs(spans: Sequence[tuple[int, int, str]], sentence_of_word: Sequence[int]) -> list[tuple[int, int]]:
+    """Index pairs (head, tail) of entities in one sentence whose types some relation allows."""
+    pairs = []
+    for i, (a0, _, at) in enumerate(spans):
+        for j, (b0, _, bt) in enumerate(spans):
+            if i != j and (at, bt) in schema.CANDIDATE_PAIRS and sentence_of_word[a0] == sentence_of_word[b0]:
+                pairs.append((i, j))
+    return pairs
