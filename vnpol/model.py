@@ -16,7 +16,6 @@ Saved as one directory (see :func:`save` / :func:`load`)::
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -238,7 +237,3 @@ def build_encoder(name_or_path: str, *, random_init_config: dict[str, Any] | Non
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-def sigmoid(x: float) -> float:  # pragma: no cover - tiny helper kept for symmetry with scores
-    return 1 / (1 + math.exp(-x))
