@@ -62,8 +62,8 @@ def _new_style_tones(chars: list[str]) -> None:
         bare2, tone = _split_tone(second)
         if not tone or bare2.lower() not in _OLD_STYLE_PAIRS[base1]:
             continue
-        if i + 1 < n and _is_letter(chars[i + 1]):
-            continue  # closed syllable (hoàn, thuyền): both styles agree
+        if i + 1 < n and (_is_letter(chars[i + 1]) or unicodedata.combining(chars[i + 1])):
+            continue  # closed syllable (hoàn, thuyền): both styles agree; or stray marks follow
         if base1 == "u" and i >= 2 and chars[i - 2].lower() == "q":
             continue  # "quý": u belongs to the consonant qu
         if i >= 2 and _is_letter(chars[i - 2]) and base1 == "o" and chars[i - 2].lower() in "aeiouy":
@@ -105,7 +105,9 @@ def _clusters(raw: str) -> Iterable[tuple[int, int]]:
     i, n = 0, len(raw)
     while i < n:
         j = i + 1
-        if raw[i] not in "\r\n":
+        if raw[i] == "\r" and j < n and raw[j] == "\n":
+            j += 1
+        elif raw[i] != "\n":
             while j < n and unicodedata.combining(raw[j]):
                 j += 1
         yield i, j
@@ -217,7 +219,8 @@ def sentence_index(spans: Sequence[tuple[int, int]], position: int) -> int:
 
 #: Longest run of letters or digits kept as one token; longer runs are cut.
 MAX_TOKEN_CHARS = 40
-_TOKEN_RE = re.compile(r"[^\W_]+|\S")
+_MARKS = "\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"
+_TOKEN_RE = re.compile(rf"(?:[^\W_]|[{_MARKS}])+|\S")
 
 
 def tokenize(text: str) -> list[tuple[int, int]]:

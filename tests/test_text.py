@@ -1,0 +1,82 @@
+"""Text stage: normalisation keeps an exact map to the raw text; sentences survive news noise."""
+import unicodedata
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vnpol.text import normalize, segment_words, split_sentences, tokenize
+
+
+def test_old_and_new_tone_marks_normalise_to_one_form():
+    assert normalize("hoà thuỷ khoá Uỷ viên").text == "hòa thủy khóa Ủy viên"
+    # closed syllables and "qu" are the same in both styles
+    assert normalize("hoàn thuyền quý").text == "hoàn thuyền quý"
+
+
+def test_nfd_input_maps_back_to_raw_offsets():
+    raw = unicodedata.normalize("NFD", "Ông Trần Đại Quang")
+    n = normalize(raw)
+    assert n.text == "Ông Trần Đại Quang"
+    s = n.text.index("Trần Đại Quang")
+    start, end = n.to_raw_span(s, s + len("Trần Đại Quang"))
+    assert raw[start:end] == unicodedata.normalize("NFD", "Trần Đại Quang")
+    assert n.from_raw_span(start, end) == (s, s + len("Trần Đại Quang"))
+
+
+def test_zero_width_and_special_spaces():
+    raw = "Bộ\u00a0Chính\u200b trị\r\nHà Nội"
+    n = normalize(raw)
+    assert n.text == "Bộ Chính trị\nHà Nội"
+    s = n.text.index("Hà Nội")
+    assert raw[slice(*n.to_raw_span(s, s + 6))] == "Hà Nội"
+
+
+def test_sentences_split_on_punctuation_and_lines_not_on_dates_or_abbreviations():
+    text = "Sáng 4/9/2019, TP. Hồ Chí Minh đón đoàn. Chiều cùng ngày; ông A phát biểu.\n.\nẢnh: TTXVN"
+    got = [text[s:e] for s, e in split_sentences(text)]
+    assert got == ["Sáng 4/9/2019, TP. Hồ Chí Minh đón đoàn.", "Chiều cùng ngày;", "ông A phát biểu.", ".", "Ảnh: TTXVN"]
+
+
+def test_sentence_ends_after_closing_quote():
+    text = "làm theo tấm gương đạo đức Hồ Chí Minh.\" Tiếp theo"
+    assert [text[s:e] for s, e in split_sentences(text)] == ["làm theo tấm gương đạo đức Hồ Chí Minh.\"", "Tiếp theo"]
+
+
+def test_tokens_are_syllables_and_single_punctuation():
+    t = "Chỉ thị số 35-CT/TW"
+    assert [t[s:e] for s, e in tokenize(t)] == ["Chỉ", "thị", "số", "35", "-", "CT", "/", "TW"]
+
+
+def test_underthesea_groups_syllables_into_words():
+    t = "Ủy viên Bộ Chính trị Trần Đại Quang"
+    toks = tokenize(t)
+    words = [" ".join(t[slice(*toks[i])] for i in w) for w in segment_words(t, toks, "underthesea")]
+    assert "Bộ Chính trị" in words and "Trần Đại Quang" in words
+    assert sum(len(w.split()) for w in words) == len(toks)  # no syllable lost
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=200))
+def test_every_normalised_span_maps_inside_the_raw_text(raw):
+    n = normalize(raw)
+    assert len(n.raw_start) == len(n.text)
+    for i in range(len(n.text)):
+        s, e = n.to_raw_span(i, i + 1)
+        assert 0 <= s < e <= len(raw)
+    for s, e in split_sentences(raw):
+        assert 0 <= s < e <= len(raw) and raw[s:e].strip() == raw[s:e]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from(["Thuỷ", "hoà", "Bộ", "Chính", "trị", " ", "\u0301", "\u200b", "\r\n", ".", "😀", "\u05d0"]), max_size=60))
+def test_normalised_text_is_nfc_and_maps_to_raw_tokens(parts):
+    raw = "".join(parts)
+    n = normalize(raw)
+    assert unicodedata.normalize("NFC", n.text) == n.text
+    previous_start = 0
+    for s, e in tokenize(n.text):
+        rs, re_ = n.to_raw_span(s, e)
+        # the raw span covers the token (a cluster split by a stray mark may add a neighbour)
+        assert n.text[s:e] in normalize(raw[rs:re_]).text
+        assert rs >= previous_start
+        previous_start = rs
