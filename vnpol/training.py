@@ -282,7 +282,7 @@ def train(cfg: Config, output: str | Path, *, resume: bool = False, say=print) -
     total_steps = steps_per_epoch * t.epochs
     scheduler = get_linear_schedule_with_warmup(optimizer, int(t.warmup_ratio * total_steps), total_steps)
 
-    state = {"epoch": 0, "global_step": 0, "best_score": -1.0, "best_epoch": 0, "bad_epochs": 0}
+    state: dict[str, Any] = {"epoch": 0, "global_step": 0, "best_score": None, "best_epoch": 0, "bad_epochs": 0}
     if resume:
         ckpt = latest_checkpoint(work)
         if ckpt is None:
@@ -295,7 +295,7 @@ def train(cfg: Config, output: str | Path, *, resume: bool = False, say=print) -
             state = json.loads((ckpt / "trainer_state.json").read_text(encoding="utf-8"))
             for _ in range(state["global_step"]):
                 scheduler.step()
-            say(f"vnpol: resumed from {ckpt} (epoch {state['epoch']}, best {state['best_score']:.4f})")
+            say(f"vnpol: resumed from {ckpt} (epoch {state['epoch']}, best dev score {state['best_score']})")
     elif work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
@@ -346,7 +346,7 @@ def train(cfg: Config, output: str | Path, *, resume: bool = False, say=print) -
         score = (dev["entity_f1"] + dev["relation_f1"]) / 2 if dev else -float(sums[0] / n)
         row = {"epoch": epoch, "loss": sums[0] / n, "tag_loss": sums[1] / n, "relation_loss": sums[2] / n,
                "train_seconds": round(train_seconds, 1), **{f"dev_{k}": v for k, v in dev.items()}, "dev_score": score}
-        improved = score > state["best_score"]
+        improved = state["best_score"] is None or score > state["best_score"]
         state.update(epoch=epoch)
         if improved:
             state.update(best_score=score, best_epoch=epoch, bad_epochs=0)
@@ -394,6 +394,9 @@ def train(cfg: Config, output: str | Path, *, resume: bool = False, say=print) -
             write_report(rep, output, "test_evaluation", "Held-out test set")
             result["test"] = headline(rep)
             result["test_report"] = rep
+        if metrics_log.exists():  # the full log, also the epochs after the best one
+            shutil.copy(metrics_log, output / "metrics.jsonl")
+            plot_curves(output / "metrics.jsonl", output / "curves.png")
         meta_path = output / "vnpol.json"
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         meta["metrics"] = {k: v for k, v in result.items() if k != "test_report"}

@@ -1,0 +1,118 @@
+"""Training stage end to end on the tiny config: train, save, reload, evaluate, resume, refuse bad data."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, tiny_config
+from vnpol.corpus import CorpusError
+from vnpol.training import EncoderLoadError, train
+
+
+def test_tiny_training_writes_a_complete_model_directory(tiny_model):
+    out, result = tiny_model
+    names = {p.name for p in out.iterdir()}
+    assert {"model.safetensors", "vnpol.json", "tokenizer.json", "encoder", "metrics.jsonl", "curves.png",
+            "training_config.json", "dev_evaluation.md", "test_evaluation.md", "test_evaluation.json"} <= names
+    assert not any(n.endswith((".bin", ".pt", ".pkl")) for n in names)
+    meta = json.loads((out / "vnpol.json").read_text())
+    assert meta["encoder"] == "random" and meta["scheme"] == "vnpol-annotation-v1"
+    assert meta["preprocessing"]["max_length"] == 128
+    assert set(meta["metrics"]["test"]) == {"entity_f1", "relation_f1", "roles_f1", "relation_given_gold_f1"}
+    rows = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
+    assert rows[-1]["loss"] < rows[0]["loss"]  # it learns
+    report = (out / "test_evaluation.md").read_text()
+    assert "## Relations, given gold entities" in report and "### missed" in report
+    assert not out.with_name(out.name + ".work").exists()
+
+
+def test_training_refuses_a_broken_corpus(tmp_path, seed_split):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "x", "text": "Bộ Chính trị", "entities": [{"id": "T1", "start": 0, "end": 3, "type": "ORG", "text": "Bộ C"}]}\n',
+                   encoding="utf-8")
+    cfg = tiny_config(seed_split, **{"data.train": f"[{bad}]"})
+    with pytest.raises(CorpusError, match=r"bad.jsonl:1 \[doc x\] @char 0: entity T1: surface 'Bộ C'"):
+        train(cfg, tmp_path / "m", say=lambda *_: None)
+    assert not (tmp_path / "m").exists()
+
+
+def test_unloadable_encoder_falls_back_and_says_so(tmp_path, seed_split):
+    fallback = tmp_path / "fallback.yaml"
+    fallback.write_text(f"extends: {ROOT / 'configs' / 'tiny.yaml'}\ntraining: {{epochs: 1}}\n", encoding="utf-8")
+    said = []
+    cfg = tiny_config(seed_split, **{"model.encoder": str(tmp_path / "no-such-encoder"), "model.fallback_config": str(fallback)})
+    result = train(cfg, tmp_path / "m", say=said.append)
+    assert any("is not available offline" in s and str(fallback) in s for s in said)
+    assert result["encoder"] == "random"
+    assert json.loads((tmp_path / "m" / "vnpol.json").read_text())["encoder"] == "random"
+
+    cfg = tiny_config(seed_split, **{"model.encoder": str(tmp_path / "no-such-encoder"), "model.fallback_config": "null"})
+    with pytest.raises(EncoderLoadError, match="cannot be loaded"):
+        train(cfg, tmp_path / "m2", say=lambda *_: None)
+
+
+def _run_train(out: Path, split: Path, epochs: int, *extra: str) -> subprocess.Popen:
+    args = [sys.executable, str(ROOT / "scripts" / "train.py"), "--config", str(ROOT / "configs" / "tiny.yaml"), "--output", str(out),
+            "--set", f"data.train=[{split / 'train.jsonl'}]", "--set", f"data.dev=[{split / 'dev.jsonl'}]",
+            "--set", f"data.test=[{split / 'test.jsonl'}]", "--set", f"training.epochs={epochs}", "--set", "training.num_threads=1", *extra]
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+
+
+def test_kill_minus_9_then_resume_reaches_the_same_metrics(tmp_path, seed_split):
+    full = _run_train(tmp_path / "full", seed_split, 3)
+    assert full.wait(timeout=600) == 0, full.stdout.read().decode()
+
+    out = tmp_path / "killed"
+    proc = _run_train(out, seed_split, 3)
+    ckpt = out.with_name("killed.work") / "checkpoints" / "epoch-2" / "trainer_state.json"
+    deadline = time.time() + 600
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    # whatever moment the kill hit, the model directory is complete or absent, never half-written
+    if out.exists():
+        assert (out / "model.safetensors").exists() and (out / "vnpol.json").exists()
+    resumed = _run_train(out, seed_split, 3, "--resume")
+    log = resumed.communicate(timeout=600)[0].decode()
+    assert resumed.returncode == 0, log
+    assert "resumed from" in log
+    metrics = lambda d: json.loads((d / "vnpol.json").read_text())["metrics"]
+    a, b = metrics(tmp_path / "full"), metrics(out)
+    assert (a["dev"], a["test"], a["best_epoch"]) == (b["dev"], b["test"], b["best_epoch"])
+
+
+def test_phobert_style_slow_tokenizer_with_word_segmentation(tmp_path, seed_split, seed_docs):
+    """PhoBERT's path (local directory, slow BPE tokenizer without offsets, underthesea words) on a tiny model built here."""
+    from transformers import PhobertTokenizer, RobertaConfig, RobertaModel
+
+    from vnpol.predict import load
+
+    enc_dir = tmp_path / "phobert-tiny"
+    enc_dir.mkdir()
+    chars = sorted({c for d in seed_docs for c in d.text if not c.isspace()} | {"_"})
+    (enc_dir / "vocab.txt").write_text("".join(f"{c} 1\n{c}@@ 1\n" for c in chars), encoding="utf-8")
+    (enc_dir / "bpe.codes").write_text("#version: 0.2\n", encoding="utf-8")
+    tok = PhobertTokenizer(str(enc_dir / "vocab.txt"), str(enc_dir / "bpe.codes"))
+    tok.save_pretrained(str(enc_dir))
+    assert not tok.is_fast
+    RobertaModel(RobertaConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                               intermediate_size=64, max_position_embeddings=130, pad_token_id=1),
+                 add_pooling_layer=False).save_pretrained(str(enc_dir))
+    cfg = tiny_config(seed_split, **{"model.encoder": str(enc_dir), "preprocessing.segmenter": "underthesea", "training.epochs": 1,
+                                     "data.dev": "[]", "data.test": "[]"})
+    train(cfg, tmp_path / "m", say=lambda *_: None)
+    meta = json.loads((tmp_path / "m" / "vnpol.json").read_text())
+    assert meta["encoder"] == str(enc_dir) and meta["preprocessing"]["segmenter"] == "underthesea"
+    extractor = load(tmp_path / "m", device="cpu")
+    assert type(extractor.tokenizer.hf).__name__ == "PhobertTokenizer"
+    text = "Tổng Bí thư Nguyễn Phú Trọng làm việc với Ban Tổ chức Trung ương."
+    doc = extractor.predict(text)
+    assert all(text[e.start:e.end] == e.text for e in doc.entities)
