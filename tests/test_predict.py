@@ -1,0 +1,117 @@
+"""Predict stage: offsets always index the caller's string; batches survive bad input."""
+import json
+import unicodedata
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from vnpol.cli import main
+from vnpol.corpus import Document
+
+ARTICLE = "Sáng 4/9, Đoàn Công tác của Bộ Chính trị do Ủy viên Bộ Chính trị, Bộ trưởng Bộ Công an Trần Đại Quang làm Trưởng đoàn đã làm việc với Văn phòng Trung ương Đảng."
+
+
+def check_offsets(text, doc):
+    assert doc.text == text
+    ids = {e.id for e in doc.entities}
+    for e in doc.entities:
+        assert 0 <= e.start < e.end <= len(text)
+        assert text[e.start:e.end] == e.text
+        assert 0.0 <= e.score <= 1.0
+    for r in doc.relations:
+        assert r.head in ids and r.tail in ids and 0.0 <= r.score <= 1.0
+
+
+def test_predict_returns_entities_with_exact_offsets(extractor):
+    doc = extractor.predict(ARTICLE)
+    check_offsets(ARTICLE, doc)
+    assert doc.entities, "the tiny model trained on seeds finds something in a seed-like sentence"
+
+
+@pytest.mark.parametrize("variant", [
+    lambda t: unicodedata.normalize("NFD", t),
+    lambda t: t.replace("Ủy", "Uỷ"),
+    lambda t: t.replace(", ", ",\r\n\t"),
+    lambda t: "\ufeff" + t.replace(" ", "\u00a0", 3),
+])
+def test_offsets_hold_for_nfd_old_tones_crlf_and_odd_spaces(extractor, variant):
+    text = variant(ARTICLE)
+    doc = extractor.predict(text)
+    check_offsets(text, doc)
+    plain = extractor.predict(ARTICLE)
+    # normalisation makes the variants look the same to the model
+    assert [e.type for e in doc.entities] == [e.type for e in plain.entities]
+
+
+def test_empty_and_foreign_text(extractor):
+    for text in ["", "   \n\t "]:
+        doc = extractor.predict(text)
+        assert doc.entities == [] and doc.relations == [] and doc.text == text
+    check_offsets("The Prime Minister met the delegation.", extractor.predict("The Prime Minister met the delegation."))
+
+
+def test_batch_keeps_order_ids_and_thresholds(extractor):
+    texts = [ARTICLE, "", ARTICLE * 30]
+    docs = extractor.predict_batch(texts, ids=["a", "b", "c"], batch_size=3)
+    assert [d.id for d in docs] == ["a", "b", "c"]
+    for t, d in zip(texts, docs):
+        check_offsets(t, d)
+    assert extractor.predict_batch([ARTICLE], entity_threshold=1.01)[0].entities == []
+
+
+def test_documents_round_trip_through_json(extractor):
+    doc = extractor.predict(ARTICLE)
+    again = Document.from_dict(json.loads(doc.to_json()))
+    assert again.to_dict() == doc.to_dict()
+    assert [r.as_tuple() for r in again.roles] == [r.as_tuple() for r in doc.roles]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=300)
+       | st.lists(st.sampled_from(["Bộ Chính trị", "Thuỷ", " ", "\u0301", "\u200b", "\r\n", ".", "😀", "שלום", "\x07", "Trần Đại Quang"]),
+                  max_size=40).map("".join))
+def test_arbitrary_unicode_never_breaks_offsets(extractor, text):
+    check_offsets(text, extractor.predict(text))
+
+
+def test_very_long_line_is_tagged_without_loss(extractor):
+    text = ("Bộ Chính trị " * 8000)[:100_000]
+    doc = extractor.predict(text)
+    check_offsets(text, doc)
+
+
+def test_cli_predict_writes_results_and_error_records(tiny_model, tmp_path, capsys):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "a.txt").write_text(ARTICLE, encoding="utf-8")
+    (inputs / "b_binary.txt").write_bytes(b"\x00\x01\x02PNG")
+    (inputs / "c_empty.txt").write_text("", encoding="utf-8")
+    (inputs / "d_latin1.txt").write_bytes("Thủ tướng".encode("utf-16"))
+    with open(inputs / "e_big.txt", "wb") as fh:
+        fh.truncate(50 * 1024 * 1024)
+    lines = tmp_path / "lines.jsonl"
+    lines.write_text(json.dumps({"id": "j1", "text": ARTICLE, "date": "2019-09-04"}, ensure_ascii=False) + "\n{not json\n"
+                     + json.dumps({"id": "j3", "text": "Bộ Công an"}, ensure_ascii=False) + "\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    args = ["predict", "--model", str(tiny_model[0]), str(inputs), str(lines), "--output", str(out), "--device", "cpu",
+            "--max-chars", "1000000", "--quiet"]
+    assert main(args) == 0
+    records = [json.loads(l) for l in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["id"] for r in records] == [str(inputs / n) for n in ("a.txt", "b_binary.txt", "c_empty.txt", "d_latin1.txt", "e_big.txt")] + [
+        "j1", f"{lines}:2", "j3"]
+    errors = {r["id"].rsplit("/", 1)[-1]: r["error"] for r in records if "error" in r}
+    assert errors["b_binary.txt"].startswith("binary file")
+    assert errors["c_empty.txt"].startswith("empty input")
+    assert errors["d_latin1.txt"].startswith("binary file") or errors["d_latin1.txt"].startswith("not UTF-8")
+    assert errors["e_big.txt"].startswith("too large")
+    assert errors["lines.jsonl:2"].startswith("line 2:")
+    good = [r for r in records if "error" not in r]
+    assert good[1]["date"] == "2019-09-04" and "roles" in good[1]
+    for r in good:
+        check_offsets(r["text"], Document.from_dict(r))
+    assert main(args + ["--strict"]) == 1
+    # --resume skips what is already there
+    before = out.read_text(encoding="utf-8")
+    assert main(args + ["--resume"]) == 0
+    assert out.read_text(encoding="utf-8") == before
