@@ -194,6 +194,68 @@ def cmd_encoders(args: argparse.Namespace) -> int:
     return 0
 
 
+def _documents_from(inputs: list[str], model: str | None, device: str) -> list:
+    """Documents with entities: prediction/corpus JSON Lines as they are, or raw articles tagged by ``model``."""
+    import json
+
+    from .corpus import Document
+    from .predict import iter_inputs, load
+
+    docs, raw = [], []
+    for path in inputs:
+        p = Path(path)
+        if p.suffix == ".jsonl":
+            with open(p, encoding="utf-8") as fh:
+                first = next((json.loads(l) for l in fh if l.strip()), {})
+            if "entities" in first:
+                with open(p, encoding="utf-8") as fh:
+                    docs.extend(Document.from_dict(json.loads(l)) for l in fh if l.strip() and "error" not in json.loads(l))
+                continue
+        raw.append(path)
+    if raw:
+        if not model:
+            raise SystemExit(f"error: {raw} hold raw text; pass --model DIR to tag them (or give a predictions file)")
+        extractor = load(model, device=device)
+        items = [it for it in iter_inputs(raw) if it.error is None]
+        docs.extend(extractor.iter_predict([Document(it.id, it.text, meta=it.meta) for it in items]))
+    return docs
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from .render import render_html
+
+    docs = _documents_from(args.inputs, args.model, args.device)
+    Path(args.html).write_text(render_html(docs[: args.limit], title=args.title), encoding="utf-8")
+    print(f"vnpol: wrote {min(len(docs), args.limit)} document(s) to {args.html}", file=sys.stderr)
+    return 0
+
+
+def cmd_roles(args: argparse.Namespace) -> int:
+    from .roles import collect
+
+    table = collect(_documents_from(args.inputs, args.model, args.device))
+    if args.csv:
+        table.write_csv(args.csv, args.meets_csv)
+    if args.jsonl:
+        table.write_jsonl(args.jsonl)
+    if args.html:
+        table.write_html(args.html)
+    if not (args.csv or args.jsonl or args.html):
+        for r in table.roles:
+            print(f"{r.person}\t{r.position}\t{r.organisation}\t{r.first_date or '-'}\t{r.last_date or '-'}\t{r.n_articles}")
+    print(f"vnpol: {len(table.roles)} role(s), {len(table.meets)} meeting pair(s)", file=sys.stderr)
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from .formats import read_documents, write_documents
+
+    docs = read_documents(args.input, args.source_format)
+    write_documents(docs, args.output, args.target_format)
+    print(f"vnpol: converted {len(docs)} document(s) {args.source_format} -> {args.target_format}: {args.output}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vnpol", description=__doc__.splitlines()[0], epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -253,6 +315,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["prepare"])
     p.add_argument("--name", default="embedded:multilingual-e5-small")
     p.add_argument("--force", action="store_true", help="rebuild even if cached")
+    p = add("render", cmd_render, "write a self-contained HTML page highlighting entities, relations and roles",
+            "vnpol render --model models/demo article.txt --html article.html")
+    p.add_argument("inputs", nargs="+", help="predictions/corpus JSON Lines, or raw .txt/.jsonl with --model")
+    p.add_argument("--model")
+    p.add_argument("--html", required=True)
+    p.add_argument("--title", default="vnpol")
+    p.add_argument("--limit", type=int, default=200, help="at most this many documents on the page")
+    p.add_argument("--device", default="auto")
+
+    p = add("roles", cmd_roles, "who held which position at which body, and when: one table across a collection",
+            "vnpol roles predictions.jsonl --csv roles.csv --meets-csv meets.csv --html roles.html")
+    p.add_argument("inputs", nargs="+", help="predictions/corpus JSON Lines, or raw articles with --model")
+    p.add_argument("--model")
+    p.add_argument("--csv")
+    p.add_argument("--meets-csv")
+    p.add_argument("--jsonl")
+    p.add_argument("--html")
+    p.add_argument("--device", default="auto")
+
+    p = add("convert", cmd_convert, "convert between vnpol JSON Lines, doccano JSONL, Label Studio JSON, BRAT standoff (and import CoNLL BIO)",
+            "vnpol convert seeds/gold.jsonl --to labelstudio --output gold.labelstudio.json")
+    p.add_argument("input")
+    p.add_argument("--from", dest="source_format", default="jsonl", choices=["jsonl", "doccano", "labelstudio", "brat", "conll"])
+    p.add_argument("--to", dest="target_format", default="jsonl", choices=["jsonl", "doccano", "labelstudio", "brat"])
+    p.add_argument("--output", "-o", required=True, help="file, or folder for brat")
     return parser
 
 
