@@ -68,3 +68,26 @@ def test_render_in_headless_chromium_without_console_errors(seed_docs, tmp_path)
     assert (0xA8, 0xC8, 0xF4) in colours and (0xF4, 0xA9, 0xA8) in colours
     dom = subprocess.run([browser, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
     assert dom.count('class="ent ent-') == len(seed_docs[0].entities) + len(seed_docs[1].entities)
+
+
+def test_training_on_conll_learns_entities_only(tmp_path, seed_split):
+    from conftest import tiny_config
+    from vnpol.encoding import SubwordTokenizer, encode_document
+    from vnpol.training import load_corpus, train, window_examples
+
+    f = tmp_path / "vlsp.conll"
+    f.write_text("Ông O\nNguyễn_Phú_Trọng B-PER\nlàm_việc O\nvới O\nBộ_Công_an B-ORG\n. O\n\n" * 20, encoding="utf-8")
+    docs = load_corpus([str(f)], "training")
+    assert len(docs) == 1 and docs[0].meta["entity_only"]
+
+    class Chars:
+        is_fast, cls_token_id, sep_token_id, unk_token_id, pad_token_id = False, 0, 2, 3, 1
+
+        def encode(self, w, add_special_tokens=False):
+            return [ord(c) % 100 + 5 for c in w]
+
+    examples = window_examples(encode_document(docs[0], SubwordTokenizer(Chars()), __import__("vnpol.encoding").encoding.Preprocessing(), with_labels=True))
+    assert all(ex.pairs == [] for ex in examples)  # no "no relation" examples from unannotated relations
+    cfg = tiny_config(seed_split, **{"data.train": f"[{f}, {seed_split / 'train.jsonl'}]", "training.epochs": 1, "data.test": "[]"})
+    train(cfg, tmp_path / "m", say=lambda *_: None)
+    assert (tmp_path / "m" / "model.safetensors").exists()

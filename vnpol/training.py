@@ -39,11 +39,24 @@ log = logging.getLogger("vnpol.training")
 # --------------------------------------------------------------------------- data
 
 
+CONLL_SUFFIXES = (".conll", ".bio", ".iob")
+
+
 def load_corpus(paths: list[str], what: str) -> list[Document]:
-    """Read and validate corpus files; refuse to continue on any problem."""
+    """Read and validate corpus files (JSON Lines, or CoNLL BIO for entity-only data); refuse to continue on any problem."""
     if not paths:
         return []
-    docs, problems = load_and_validate(paths)
+    from .corpus import validate_document
+    from .formats import read_conll
+
+    conll = [p for p in paths if str(p).endswith(CONLL_SUFFIXES)]
+    docs, problems = load_and_validate([p for p in paths if p not in conll])
+    for path in conll:
+        for doc in read_conll(path):
+            found = validate_document(doc.to_dict(), str(path))
+            problems.extend(found)
+            if not found:
+                docs.append(doc)
     if problems:
         raise CorpusError(problems)
     if not docs:
@@ -66,13 +79,14 @@ def window_examples(enc: EncodedDocument) -> list[Example]:
     gold_rel: dict[tuple[str, str], str] = {}
     for r in enc.doc.relations:
         gold_rel.setdefault((r.head, r.tail), r.type)
+    relations_annotated = not enc.doc.meta.get("entity_only", False)
     out = []
     for w in enc.windows:
         pos = [w.first_subword[i - w.word_start] for i in range(w.own_start, w.own_end)]
         labels = [enc.labels[i] for i in range(w.own_start, w.own_end)]
         spans = [(w0, w1, t, eid) for w0, w1, t, eid in enc.gold_spans if w.own_start <= w0 < w.own_end and w1 <= w.word_end]
         pairs = []
-        for a, b in candidate_pairs([(s[0], s[1], s[2]) for s in spans], enc.sentence_of_word):
+        for a, b in candidate_pairs([(s[0], s[1], s[2]) for s in spans], enc.sentence_of_word) if relations_annotated else []:
             (h0, h1, ht, hid), (t0, t1, tt, tid) = spans[a], spans[b]
             label = gold_rel.get((hid, tid), "NONE")
             pairs.append([w.first_subword[h0 - w.word_start], w.last_subword[h1 - 1 - w.word_start],
