@@ -230,9 +230,16 @@ def build_encoder(name_or_path: str, *, random_init_config: dict[str, Any] | Non
         from transformers import RobertaConfig, RobertaModel
 
         return RobertaModel(RobertaConfig(**random_init_config), add_pooling_layer=False)
+    from transformers.utils import logging as hf_logging
+
     config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=False)
     kwargs = {"add_pooling_layer": False} if config.model_type in ("bert", "roberta", "xlm-roberta") else {}
-    return AutoModel.from_pretrained(name_or_path, config=config, trust_remote_code=False, **kwargs)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the unused pooler's weights are reported as unexpected: expected here
+    try:
+        return AutoModel.from_pretrained(name_or_path, config=config, trust_remote_code=False, **kwargs)
+    finally:
+        hf_logging.set_verbosity(verbosity)
 
 
 def count_parameters(model: nn.Module) -> int:

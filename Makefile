@@ -1,0 +1,42 @@
+# Two commands for a newcomer: `make demo` (or `make demo FAST=1`) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.vnpol-installed
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: install demo test chromium encoders benchmarks clean
+
+install: $(STAMP)
+
+# A virtual environment with the package, its tests' dependencies, and PyTorch.
+# torch==2.13.0 is the CPU wheel these machines carry; any torch>=2.2 already present is kept.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[test]"
+	touch $(STAMP)
+
+encoders: install
+	$(BIN)/vnpol encoders prepare
+
+demo: install
+	$(BIN)/python scripts/demo.py $(if $(filter 1,$(FAST)),--fast,)
+
+# Headless Chromium for the HTML rendering test (Debian package; needs root or sudo).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+test: install chromium
+	$(BIN)/python -m pytest -q
+
+benchmarks: install
+	$(BIN)/python scripts/benchmark_accuracy.py
+	$(BIN)/python scripts/benchmark_speed.py
+
+clean:
+	rm -rf models/demo models/tiny-demo .pytest_cache
