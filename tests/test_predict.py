@@ -115,3 +115,26 @@ def test_cli_predict_writes_results_and_error_records(tiny_model, tmp_path, caps
     before = out.read_text(encoding="utf-8")
     assert main(args + ["--resume"]) == 0
     assert out.read_text(encoding="utf-8") == before
+
+
+def test_multi_process_launch_splits_inputs_and_merges_in_order(tiny_model, tmp_path):
+    """torchrun is what `accelerate launch --multi_gpu` runs under the hood; on CPU it starts two gloo processes."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(5):
+        (src / f"{i:02d}.txt").write_text(f"Ngày {i + 1}/9/2019, Thủ tướng Nguyễn Xuân Phúc làm việc với tỉnh Quảng Ninh.", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    torchrun = Path(sys.executable).with_name("torchrun")
+    run = subprocess.run([str(torchrun), "--nproc_per_node", "2", "-m", "vnpol", "predict", "--model", str(tiny_model[0]), str(src),
+                          "--output", str(out), "--device", "cpu", "--quiet"],
+                         capture_output=True, text=True, timeout=300, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "process 1/2: 3 article(s)" in run.stderr and "process 2/2: 2 article(s)" in run.stderr
+    ids = [json.loads(l)["id"] for l in out.read_text(encoding="utf-8").splitlines()]
+    assert ids == [str(src / f"{i:02d}.txt") for i in range(5)]
+    assert not list(tmp_path.glob("out.jsonl.part*"))

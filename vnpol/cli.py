@@ -158,7 +158,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         state.wait_for_everyone()
         if rank == 0:
             _merge_parts(out, world, append=args.resume)
-    print(f"vnpol: {n_ok} article(s) tagged, {n_err} error record(s) -> {out}", file=sys.stderr)
+    who = f"process {rank + 1}/{world}: " if world > 1 else ""
+    print(f"vnpol: {who}{n_ok} article(s) tagged, {n_err} error record(s) -> {out}", file=sys.stderr)
     return 1 if (args.strict and n_err) else 0
 
 

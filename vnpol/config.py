@@ -35,7 +35,7 @@ class PreprocessingConfig:
     normalize_tones: bool = True
     segmenter: str = "underthesea"
     max_length: int = 256
-    context: int = 32
+    context: int = 16
 
 
 @dataclass

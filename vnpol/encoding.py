@@ -35,7 +35,7 @@ class Preprocessing:
     normalize_tones: bool = True
     segmenter: str = "none"  # "none" | "underthesea" | "pyvi"
     max_length: int = 256  # encoder positions per window, special tokens included
-    context: int = 32  # subwords of context on each side of a window's own sentences
+    context: int = 16  # subwords of context on each side of a window's own sentences
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)

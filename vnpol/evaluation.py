@@ -199,12 +199,14 @@ def write_report(report: dict[str, Any], out_dir: str | Path, name: str = "evalu
     (out_dir / f"{name}.md").write_text(to_markdown(report, title), encoding="utf-8")
 
 
-def evaluate_model(extractor, gold: Sequence[Document], batch_size: int = 16) -> dict[str, Any]:
-    """Run the extractor on gold documents (raw text only, then with gold entities) and score."""
+def evaluate_model(extractor, gold: Sequence[Document], batch_size: int = 16, *, given_gold: bool = True) -> dict[str, Any]:
+    """Run the extractor on gold documents (raw text only, then, if ``given_gold``, with gold entities) and score."""
     plain = [Document(d.id, d.text, meta=dict(d.meta)) for d in gold]
     pred = list(extractor.iter_predict(plain, batch_size=batch_size))
-    given = list(extractor.iter_predict([Document(d.id, d.text, d.entities, [], dict(d.meta)) for d in gold],
-                                        batch_size=batch_size, gold_entities=True))
+    given = None
+    if given_gold:
+        given = list(extractor.iter_predict([Document(d.id, d.text, d.entities, [], dict(d.meta)) for d in gold],
+                                            batch_size=batch_size, gold_entities=True))
     return evaluate_documents(gold, pred, given)
 
 

@@ -355,7 +355,7 @@ def train(cfg: Config, output: str | Path, *, resume: bool = False, say=print) -
         train_seconds = time.time() - epoch_start
 
         extractor = Extractor(accelerator.unwrap_model(model), hf_tokenizer, prep, device=accelerator.device, half=False)
-        dev_report = evaluate_model(extractor, dev_docs) if dev_docs else None
+        dev_report = evaluate_model(extractor, dev_docs, given_gold=False) if dev_docs else None
         dev = headline(dev_report) if dev_report else {}
         score = (dev["entity_f1"] + dev["relation_f1"]) / 2 if dev else -float(sums[0] / n)
         row = {"epoch": epoch, "loss": sums[0] / n, "tag_loss": sums[1] / n, "relation_loss": sums[2] / n,

@@ -1,0 +1,206 @@
+"""Accuracy on real text: train on the authored corpus, select on its dev split, test on the five seed articles.
+
+    python scripts/benchmark_accuracy.py            # offline encoder (+ PhoBERT when it loads), peer, learning curve
+    python scripts/benchmark_accuracy.py --quick    # tiny config, a smoke run for CI (numbers meaningless)
+
+Writes docs/benchmarks.md (the accuracy section) and docs/benchmarks_accuracy.json.
+No reported number comes from a model that saw a seed article: train() refuses to
+score a test document that is also in the training data.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from benchmark_report import write_section  # noqa: E402
+
+from vnpol.config import load_config  # noqa: E402
+from vnpol.corpus import Document, Entity, read_jsonl  # noqa: E402
+from vnpol.evaluation import score_sets  # noqa: E402
+from vnpol.training import EncoderLoadError, train  # noqa: E402
+
+PEER_TYPES = ("PER", "ORG", "LOC")
+
+
+def config_for(name: str, quick: bool, limit: int = 0):
+    cfg = load_config(ROOT / "configs" / name)
+    cfg.data.train = [str(ROOT / p) for p in cfg.data.train]
+    cfg.data.dev = [str(ROOT / p) for p in cfg.data.dev]
+    cfg.data.test = [str(ROOT / p) for p in cfg.data.test]
+    cfg.data.limit_train = limit
+    if quick:
+        cfg.training.epochs = 2
+    return cfg
+
+
+def run(cfg, out: Path) -> dict:
+    started = time.time()
+    result = train(cfg, out, say=lambda *a: print(*a, flush=True))
+    result["wall_seconds"] = round(time.time() - started, 1)
+    result["config"] = cfg.to_dict()
+    return result
+
+
+def underthesea_peer(docs: list[Document]) -> list[Document]:
+    """underthesea's bundled CRF NER, its words aligned back to character offsets."""
+    from underthesea import ner
+
+    from vnpol.text import split_sentences
+
+    out = []
+    for d in docs:
+        ents: list[Entity] = []
+        for s, e in split_sentences(d.text):
+            sentence = d.text[s:e]
+            cursor, open_ent = 0, None
+            for word, _, _, tag in ner(sentence):
+                at = sentence.find(word, cursor)
+                if at < 0:  # underthesea changed the text (rare): skip the word
+                    continue
+                cursor = at + len(word)
+                prefix, _, etype = tag.partition("-")
+                if open_ent and (prefix != "I" or etype != open_ent[2]):
+                    ents.append(Entity(f"T{len(ents) + 1}", s + open_ent[0], s + open_ent[1], open_ent[2], ""))
+                    open_ent = None
+                if prefix == "B" or (prefix == "I" and open_ent is None):
+                    open_ent = [at, cursor, etype]
+                elif prefix == "I" and open_ent:
+                    open_ent[1] = cursor
+            if open_ent:
+                ents.append(Entity(f"T{len(ents) + 1}", s + open_ent[0], s + open_ent[1], open_ent[2], ""))
+        for x in ents:
+            x.text = d.text[x.start:x.end]
+        out.append(Document(d.id, d.text, ents))
+    return out
+
+
+def typed_scores(gold: list[Document], pred: list[Document], types=PEER_TYPES) -> dict:
+    g = [(e.type, (d.id, e.start, e.end)) for d in gold for e in d.entities if e.type in types]
+    p = [(e.type, (d.id, e.start, e.end)) for d in pred for e in d.entities if e.type in types]
+    return {k: v.to_dict() for k, v in sorted(score_sets(g, p).items())}
+
+
+def prf_table(section: dict, title: str) -> list[str]:
+    lines = [f"**{title}**", "", "| type | P | R | F1 | support |", "|---|---|---|---|---|"]
+    for k, v in section.items():
+        lines.append(f"| {k} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |")
+    return lines + [""]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="tiny config and 2 epochs: checks the script, numbers are meaningless")
+    ap.add_argument("--config", default="offline.yaml", help="recipe for the offline run (configs/…)")
+    ap.add_argument("--curve", default="10,20,40", help="training-set sizes for the learning curve (plus 'all')")
+    ap.add_argument("--output", default=str(ROOT / "docs"))
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="vnpol-bench-"))
+    main_config = "tiny.yaml" if args.quick else args.config
+    seeds = read_jsonl(ROOT / "seeds" / "gold.jsonl")
+    report: dict = {"protocol": "train data/authored/train.jsonl, select on data/authored/dev.jsonl, test on seeds/gold.jsonl (5 real articles)",
+                    "quick": args.quick, "runs": {}}
+
+    # 1. our model on the offline encoder (and PhoBERT when it loads)
+    print(f"== training {main_config} on all authored training documents", flush=True)
+    main_run = run(config_for(main_config, args.quick), work / "main")
+    report["runs"][main_config] = main_run
+    if not args.quick:
+        cfg = config_for("default.yaml", False)
+        cfg.model.fallback_config = None
+        try:
+            report["runs"]["default.yaml (PhoBERT)"] = run(cfg, work / "phobert")
+        except EncoderLoadError as exc:
+            report["phobert"] = f"not run: {exc}"
+
+    # 2. peer: underthesea's NER on the same documents, on the types it has
+    from vnpol.predict import load
+
+    ours = list(load(work / "main", device="auto").iter_predict([Document(d.id, d.text) for d in seeds]))
+    peer = underthesea_peer(seeds)
+    report["peer"] = {"underthesea.ner": typed_scores(seeds, peer), "vnpol": typed_scores(seeds, ours)}
+
+    # 3. learning curve
+    curve = []
+    sizes = [int(x) for x in args.curve.split(",") if x] if not args.quick else [10]
+    for n in sizes:
+        print(f"== learning curve: {n} training documents", flush=True)
+        r = run(config_for(main_config, args.quick, limit=n), work / f"curve-{n}")
+        curve.append({"train_documents": n, **(r.get("test") or {})})
+    n_all = len(read_jsonl(ROOT / "data" / "authored" / "train.jsonl"))
+    curve.append({"train_documents": n_all, **(main_run.get("test") or {})})
+    report["learning_curve"] = curve
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    plot_curve(curve, out / ("learning_curve_quick.png" if args.quick else "learning_curve.png"))
+
+    # 4. write
+    json_name = "benchmarks_accuracy_quick.json" if args.quick else "benchmarks_accuracy.json"
+    slim = json.loads(json.dumps(report, default=str))
+    for r in slim["runs"].values():
+        r.pop("test_report", None)
+    (out / json_name).write_text(json.dumps(slim, ensure_ascii=False, indent=1), encoding="utf-8")
+    if not args.quick:
+        write_section(out / "benchmarks.md", "accuracy", markdown(report, main_config))
+    print(markdown(report, main_config))
+    return 0
+
+
+def markdown(report: dict, main_config: str) -> str:
+    run_ = report["runs"][main_config]
+    rep = run_["test_report"]
+    cfg = run_["config"]
+    lines = ["## Accuracy on the five real seed articles", "",
+             f"Protocol: {report['protocol']}. Encoder: `{run_['encoder']}`; recipe `configs/{main_config}` "
+             f"(lr {cfg['training']['learning_rate']}, {cfg['training']['epochs']} epochs max, batch {cfg['training']['batch_size']}, "
+             f"max length {cfg['preprocessing']['max_length']}, segmenter {cfg['preprocessing']['segmenter']}); best dev epoch "
+             f"{run_['best_epoch']}; wall time {run_['wall_seconds']} s on this machine.", ""]
+    lines += prf_table(rep["entities"], "Entities, strict character spans")
+    lines += prf_table(rep["relations_end_to_end"], "Relations, end to end (both spans, both types and the label must match)")
+    lines += prf_table(rep["relations_given_gold"], "Relations, given gold entities")
+    r = rep["roles"]
+    lines += [f"**Roles** (PER, POS, ORG) triples: P {r['precision']:.3f}, R {r['recall']:.3f}, F1 {r['f1']:.3f} (support {r['support']})", ""]
+    if "phobert" in report:
+        lines += [f"PhoBERT: {report['phobert']}", ""]
+    for name, other in report["runs"].items():
+        if name != main_config:
+            lines += [f"{name}: test {other.get('test')} (encoder {other['encoder']}, {other['wall_seconds']} s)", ""]
+    lines += ["### Peer: underthesea's bundled NER on the same documents (PER, ORG, LOC only)", "",
+              "| system | type | P | R | F1 | support |", "|---|---|---|---|---|---|"]
+    for system, scores in report["peer"].items():
+        for k, v in scores.items():
+            lines.append(f"| {system} | {k} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |")
+    lines += ["", "### Learning curve (test on the seeds)", "", "| training documents | entity F1 | relation F1 | roles F1 |", "|---|---|---|---|"]
+    for row in report["learning_curve"]:
+        lines.append(f"| {row['train_documents']} | {row.get('entity_f1', 0):.3f} | {row.get('relation_f1', 0):.3f} | {row.get('roles_f1', 0):.3f} |")
+    lines += ["", "![learning curve](learning_curve.png)", ""]
+    return "\n".join(lines)
+
+
+def plot_curve(curve: list[dict], png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    xs = [c["train_documents"] for c in curve]
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for key, label in (("entity_f1", "entities"), ("relation_f1", "relations"), ("roles_f1", "roles")):
+        ax.plot(xs, [c.get(key, 0) for c in curve], marker="o", label=label)
+    ax.set_xlabel("authored training documents")
+    ax.set_ylabel("F1 on the seed articles")
+    ax.set_ylim(0, 1)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(png, dpi=90)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,229 @@
+"""Speed against the compute floor, side by side in one run, on one machine, for one model.
+
+    python scripts/benchmark_speed.py --model models/demo        # the trained offline model (make demo)
+    python scripts/benchmark_speed.py --quick                     # trains a tiny model first; CI smoke run
+    python scripts/benchmark_speed.py --model DIR --device cuda   # the same table on a GPU
+
+For the seeds (5 articles) and a synthetic 100-article collection built from
+their sentences, it reports:
+  (1) the floor: the bare encoder forward pass over exactly the windows vnpol creates;
+  (2) vnpol.predict end to end (normalise, segment, window, encode, decode, relations);
+  (3) the Hugging Face pipeline("token-classification") on the same encoder weights and tagger,
+      same batch size, with its own striding for long texts;
+articles/s, subword tokens/s, the ratios (2)/(1) and (2)/(3), the share of (2) spent in the
+encoder, model load time, peak resident memory, and training seconds per epoch against
+forward+backward alone. Writes the speed section of docs/benchmarks.md and docs/benchmarks_speed.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import torch  # noqa: E402
+from benchmark_report import write_section  # noqa: E402
+
+from vnpol.corpus import Document, read_jsonl  # noqa: E402
+from vnpol.encoding import encode_document  # noqa: E402
+from vnpol.predict import load  # noqa: E402
+from vnpol.text import split_sentences  # noqa: E402
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def synthetic_collection(seeds: list[Document], n: int, seed: int = 0) -> list[str]:
+    """n articles of 15-60 sentences drawn from the seed articles (realistic vocabulary and noise)."""
+    rng = random.Random(seed)
+    sentences = [d.text[s:e] for d in seeds for s, e in split_sentences(d.text)]
+    return ["\n".join(rng.choice(sentences) for _ in range(rng.randint(15, 60))) for _ in range(n)]
+
+
+def timed(fn, repeat: int = 1) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def floor_forward(extractor, windows: list[list[int]], batch_size: int) -> None:
+    model, pad, dev = extractor.model, extractor.tokenizer.pad_id, extractor.device
+    with torch.inference_mode():
+        for i in range(0, len(windows), batch_size):
+            batch = windows[i:i + batch_size]
+            width = max(map(len, batch))
+            ids = torch.full((len(batch), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for r, w in enumerate(batch):
+                ids[r, :len(w)] = torch.tensor(w)
+                mask[r, :len(w)] = 1
+            model.encode(ids.to(dev), mask.to(dev))
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+
+def hf_pipeline(model_dir: Path, extractor, batch_size: int, device: str):
+    """A standard token-classification model holding the same encoder and tagger weights."""
+    from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer, pipeline
+
+    from vnpol.model import LABELS
+
+    config = AutoConfig.from_pretrained(str(model_dir / "encoder"))
+    config.num_labels = len(LABELS)
+    config.id2label = dict(enumerate(LABELS))
+    config.label2id = {l: i for i, l in enumerate(LABELS)}
+    tc = AutoModelForTokenClassification.from_config(config)
+    base = getattr(tc, tc.base_model_prefix)
+    base.load_state_dict(extractor.model.encoder.state_dict(), strict=False)
+    tc.classifier.load_state_dict(extractor.model.tagger.state_dict())
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    tok.model_max_length = extractor.prep.max_length
+    dev = 0 if device.startswith("cuda") else -1
+    kwargs = {"stride": 32} if getattr(tok, "is_fast", False) else {}
+    return pipeline("token-classification", model=tc.eval(), tokenizer=tok, aggregation_strategy="simple",
+                    batch_size=batch_size, device=dev, **kwargs)
+
+
+def measure(extractor, model_dir: Path, texts: list[str], batch_size: int, device: str, pipe) -> dict:
+    docs = [Document(str(i), t) for i, t in enumerate(texts)]
+    encoded = [encode_document(d, extractor.tokenizer, extractor.prep) for d in docs]
+    windows = [w.input_ids for e in encoded for w in e.windows]
+    tokens = sum(map(len, windows))
+    floor_forward(extractor, windows[:batch_size], batch_size)  # warm-up
+    t_floor = timed(lambda: floor_forward(extractor, windows, batch_size), repeat=2)
+
+    encoder_time = [0.0]
+    original = extractor.model.encode
+
+    def counting(*a, **k):
+        start = time.perf_counter()
+        out = original(*a, **k)
+        encoder_time[0] += time.perf_counter() - start
+        return out
+
+    extractor.model.encode = counting
+    try:
+        t_vnpol = timed(lambda: extractor.predict_batch(texts, batch_size=batch_size), repeat=1)
+    finally:
+        extractor.model.encode = original
+    row = {"articles": len(texts), "windows": len(windows), "subword_tokens": tokens,
+           "floor_s": round(t_floor, 2), "vnpol_s": round(t_vnpol, 2),
+           "floor_articles_per_s": round(len(texts) / t_floor, 2), "vnpol_articles_per_s": round(len(texts) / t_vnpol, 2),
+           "floor_tokens_per_s": round(tokens / t_floor), "vnpol_tokens_per_s": round(tokens / t_vnpol),
+           "vnpol_over_floor": round(t_floor / t_vnpol, 3), "encoder_share_of_vnpol": round(encoder_time[0] / t_vnpol, 3)}
+    if pipe is not None:
+        t_pipe = timed(lambda: list(pipe(texts)), repeat=1)
+        row.update(hf_pipeline_s=round(t_pipe, 2), hf_articles_per_s=round(len(texts) / t_pipe, 2),
+                   vnpol_speedup_over_hf=round(t_pipe / t_vnpol, 2))
+    return row
+
+
+def training_epoch(model_dir: Path, docs: list[Document], batch_size: int) -> dict:
+    """Seconds for one training epoch over the documents against forward+backward alone on the same batches."""
+    from vnpol.encoding import SubwordTokenizer
+    from vnpol.model import load as load_model
+    from vnpol.training import collate, joint_loss, window_examples
+
+    model, hf_tok, prep, _ = load_model(model_dir)
+    tok = SubwordTokenizer(hf_tok)
+    model.train()
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+
+    def epoch(step: bool) -> None:
+        examples = [ex for d in docs for ex in window_examples(encode_document(d, tok, prep, with_labels=True))]
+        for i in range(0, len(examples), batch_size):
+            batch = collate(examples[i:i + batch_size], tok.pad_id)
+            loss, _, _ = joint_loss(model, batch, 1.0)
+            loss.backward()
+            if step:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                opt.step()
+            opt.zero_grad()
+
+    examples = [ex for d in docs for ex in window_examples(encode_document(d, tok, prep, with_labels=True))]
+    batches = [collate(examples[i:i + batch_size], tok.pad_id) for i in range(0, len(examples), batch_size)]
+
+    def fwd_bwd() -> None:
+        for b in batches:
+            loss, _, _ = joint_loss(model, b, 1.0)
+            loss.backward()
+            opt.zero_grad()
+
+    return {"windows": len(examples), "epoch_s": round(timed(lambda: epoch(True)), 2), "forward_backward_s": round(timed(fwd_bwd), 2)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=str(ROOT / "models" / "demo"))
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--articles", type=int, default=100)
+    ap.add_argument("--quick", action="store_true", help="train a tiny model and time 20 synthetic articles (CI)")
+    ap.add_argument("--no-hf", action="store_true", help="skip the Hugging Face pipeline comparison")
+    args = ap.parse_args()
+    seeds = read_jsonl(ROOT / "seeds" / "gold.jsonl")
+    model_dir = Path(args.model)
+    if args.quick:
+        from vnpol.config import load_config
+        from vnpol.training import train
+
+        model_dir = Path(tempfile.mkdtemp(prefix="vnpol-speed-")) / "tiny"
+        cfg = load_config(ROOT / "configs" / "tiny.yaml", ["training.epochs=1", "data.dev=[]", "data.test=[]",
+                                                         f"data.train=[{ROOT / 'data/authored/train.jsonl'}]", "data.limit_train=5"])
+        train(cfg, model_dir, say=lambda *_: None)
+        args.articles = 20
+    if not model_dir.exists():
+        sys.exit(f"error: no model at {model_dir}; run `make demo` first (or pass --model DIR, or --quick)")
+
+    rss_before = peak_rss_mb()
+    start = time.perf_counter()
+    extractor = load(model_dir, device=args.device)
+    load_s = time.perf_counter() - start
+    pipe = None if args.no_hf else hf_pipeline(model_dir, extractor, args.batch_size, args.device)
+    result = {"machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, {platform.processor() or 'cpu'}",
+              "device": args.device, "model": str(model_dir), "encoder": extractor.meta.get("encoder"),
+              "batch_size": args.batch_size, "model_load_s": round(load_s, 2)}
+    result["seeds"] = measure(extractor, model_dir, [d.text for d in seeds], args.batch_size, args.device, pipe)
+    result["collection"] = measure(extractor, model_dir, synthetic_collection(seeds, args.articles), args.batch_size, args.device, pipe)
+    result["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    result["rss_before_load_mb"] = round(rss_before, 1)
+    result["training"] = training_epoch(model_dir, seeds[:2] if args.quick else seeds, 8)
+    print(json.dumps(result, indent=1))
+    out = ROOT / "docs"
+    (out / ("benchmarks_speed_quick.json" if args.quick else "benchmarks_speed.json")).write_text(json.dumps(result, indent=1), encoding="utf-8")
+    if not args.quick:
+        write_section(out / "benchmarks.md", "speed", markdown(result))
+    return 0
+
+
+def markdown(r: dict) -> str:
+    lines = ["## Speed (CPU unless stated)", "",
+             f"Machine: {r['machine']}; device `{r['device']}`; model `{r['encoder']}`; batch {r['batch_size']} windows; "
+             f"model load {r['model_load_s']} s; peak resident memory {r['peak_rss_mb']} MB (whole benchmark process).", "",
+             "| articles | windows | subword tokens | floor art/s | vnpol art/s | HF pipeline art/s | floor tok/s | vnpol tok/s | vnpol/floor | encoder share | vnpol vs HF |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name in ("seeds", "collection"):
+        x = r[name]
+        lines.append(f"| {x['articles']} ({name}) | {x['windows']} | {x['subword_tokens']} | {x['floor_articles_per_s']} | {x['vnpol_articles_per_s']} | "
+                     f"{x.get('hf_articles_per_s', '-')} | {x['floor_tokens_per_s']} | {x['vnpol_tokens_per_s']} | {x['vnpol_over_floor']} | "
+                     f"{x['encoder_share_of_vnpol']} | {x.get('vnpol_speedup_over_hf', '-')}× |")
+    t = r["training"]
+    lines += ["", f"Training on the seeds ({t['windows']} windows, batch 8): one epoch {t['epoch_s']} s against forward+backward alone "
+              f"{t['forward_backward_s']} s (the rest is optimiser steps and encoding).", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
