@@ -69,7 +69,7 @@ def test_documents_round_trip_through_json(extractor):
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=300)
-       | st.lists(st.sampled_from(["Bộ Chính trị", "Thuỷ", " ", "\u0301", "\u200b", "\r\n", ".", "😀", "שלום", "\x07", "Trần Đại Quang"]),
+       | st.lists(st.sampled_from(["Bộ Chính trị", "Thuỷ", " ", "\u0301", "\u200b", "\r\n", ".", "😀", "שלום", "\x07", "\ud800", "\u202e", "Trần Đại Quang"]),
                   max_size=40).map("".join))
 def test_arbitrary_unicode_never_breaks_offsets(extractor, text):
     check_offsets(text, extractor.predict(text))
@@ -138,3 +138,14 @@ def test_multi_process_launch_splits_inputs_and_merges_in_order(tiny_model, tmp_
     ids = [json.loads(l)["id"] for l in out.read_text(encoding="utf-8").splitlines()]
     assert ids == [str(src / f"{i:02d}.txt") for i in range(5)]
     assert not list(tmp_path.glob("out.jsonl.part*"))
+
+
+def test_lone_surrogates_from_json_input_are_tagged_and_written(tiny_model, extractor, tmp_path):
+    text = json.loads('"Th\\u1ee7 t\\u01b0\\u1edbng \\ud800 Nguy\\u1ec5n Xu\\u00e2n Ph\\u00fac"')
+    check_offsets(text, extractor.predict(text))
+    src = tmp_path / "s.jsonl"
+    src.write_text('{"id": "s1", "text": "Th\\u1ee7 t\\u01b0\\u1edbng \\ud800 Ph\\u00fac"}\n', encoding="utf-8")
+    out = tmp_path / "o.jsonl"
+    assert main(["predict", "--model", str(tiny_model[0]), str(src), "-o", str(out), "--device", "cpu", "--quiet"]) == 0
+    record = json.loads(out.read_text(encoding="utf-8"))
+    assert record["id"] == "s1" and record["text"] == json.loads('"Th\\u1ee7 t\\u01b0\\u1edbng \\ud800 Ph\\u00fac"')

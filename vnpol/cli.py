@@ -118,6 +118,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     from tqdm.auto import tqdm
 
+    from .corpus import json_line
     from .predict import iter_inputs, load, predict_records
 
     try:
@@ -146,7 +147,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         for index, record in predict_records(extractor, items, batch_size=args.batch_size):
             if world > 1:
                 record = {"_index": index, **record}
-            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+            fh.write(json_line(record) + "\n")
             fh.flush()
             if "error" in record:
                 n_err += 1
@@ -168,6 +169,8 @@ def _merge_parts(out: Path, world: int, append: bool) -> None:
     import heapq
     import json
 
+    from .corpus import json_line
+
     parts = [out.with_name(f"{out.name}.part{r}") for r in range(world)]
 
     def rows(p: Path):
@@ -178,7 +181,7 @@ def _merge_parts(out: Path, world: int, append: bool) -> None:
 
     with open(out, "a" if append else "w", encoding="utf-8") as fh:
         for _, rec in heapq.merge(*(rows(p) for p in parts), key=lambda x: x[0]):
-            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            fh.write(json_line(rec) + "\n")
     for p in parts:
         p.unlink()
 

@@ -132,7 +132,18 @@ class Document:
         )
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False)
+        return json_line(self.to_dict())
+
+
+def json_line(obj: Any) -> str:
+    """JSON for one line of a .jsonl file: UTF-8 as it is, or ``\\u`` escapes where the text holds
+    lone surrogates (they come from JSON input and cannot be written as UTF-8)."""
+    line = json.dumps(obj, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        line = json.dumps(obj, ensure_ascii=True)
+    return line
 
 
 # --------------------------------------------------------------------------- problems

@@ -91,6 +91,9 @@ class SubwordTokenizer:
 
     def encode_words(self, words: Sequence[str]) -> list[list[int]]:
         missing = list({w for w in words if w not in self.cache})
+        for w in [w for w in missing if not _encodable(w)]:  # lone surrogates (from JSON escapes): unknown
+            self.cache[w] = [self.unk_id]
+            missing.remove(w)
         if missing:
             if getattr(self.hf, "is_fast", False):
                 ids = self.hf(missing, add_special_tokens=False)["input_ids"]
@@ -101,6 +104,14 @@ class SubwordTokenizer:
             for w, i in zip(missing, ids):
                 self.cache[w] = list(i) or [self.unk_id]
         return [self.cache[w] for w in words]
+
+
+def _encodable(word: str) -> bool:
+    try:
+        word.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 def _word_strings(text: str, tokens, words: list[list[int]], segmented: bool) -> list[str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from array import array
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Iterable, Sequence
@@ -82,8 +83,8 @@ class NormalizedText:
 
     raw: str
     text: str
-    raw_start: tuple[int, ...]
-    raw_end: tuple[int, ...]
+    raw_start: Sequence[int]  # compact int arrays: a 5 MB text costs 80 MB of map, not 400
+    raw_end: Sequence[int]
 
     def to_raw_span(self, start: int, end: int) -> tuple[int, int]:
         """Map a normalised span ``[start, end)`` (``end > start``) to the raw text."""
@@ -138,7 +139,7 @@ def normalize(raw: str, *, tones: bool = True) -> NormalizedText:
             ends.append(e)
     if tones:
         _new_style_tones(out)
-    return NormalizedText(raw, "".join(out), tuple(starts), tuple(ends))
+    return NormalizedText(raw, "".join(out), array("q", starts), array("q", ends))
 
 
 # --------------------------------------------------------------------------- sentences
