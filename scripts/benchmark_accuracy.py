@@ -112,6 +112,19 @@ def main() -> int:
     main_run = run(config_for(main_config, args.quick), work / "main")
     report["runs"][main_config] = main_run
     if not args.quick:
+        print("== the same recipe with a pruned vocabulary", flush=True)
+        cfg = config_for(main_config, False)
+        cfg.model.prune_vocabulary = True
+        pruned = run(cfg, work / "pruned")
+        pruned["model_mb"] = round(sum(f.stat().st_size for f in (work / "pruned").rglob("*") if f.is_file()) / 1e6, 1)
+        main_run["model_mb"] = round(sum(f.stat().st_size for f in (work / "main").rglob("*") if f.is_file()) / 1e6, 1)
+        for name, d in (("main", work / "main"), ("pruned", work / "pruned")):
+            from vnpol.predict import load as load_model
+
+            start = time.time()
+            load_model(d, device="cpu")
+            (pruned if name == "pruned" else main_run)["load_seconds"] = round(time.time() - start, 2)
+        report["runs"][main_config + " + prune_vocabulary"] = pruned
         cfg = config_for("default.yaml", False)
         cfg.model.fallback_config = None
         try:
@@ -168,9 +181,15 @@ def markdown(report: dict, main_config: str) -> str:
     lines += [f"**Roles** (PER, POS, ORG) triples: P {r['precision']:.3f}, R {r['recall']:.3f}, F1 {r['f1']:.3f} (support {r['support']})", ""]
     if "phobert" in report:
         lines += [f"PhoBERT: {report['phobert']}", ""]
-    for name, other in report["runs"].items():
-        if name != main_config:
-            lines += [f"{name}: test {other.get('test')} (encoder {other['encoder']}, {other['wall_seconds']} s)", ""]
+    others = [(n, o) for n, o in report["runs"].items() if n != main_config]
+    if others:
+        lines += ["### Other runs (same protocol)", "", "| run | encoder | entity F1 | relation F1 | roles F1 | rel. F1 given gold | train+eval s | model MB | load s |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for name, o in [(main_config, run_)] + others:
+            t = o.get("test") or {}
+            lines.append(f"| {name} | {o['encoder']} | {t.get('entity_f1', 0):.3f} | {t.get('relation_f1', 0):.3f} | {t.get('roles_f1', 0):.3f} | "
+                         f"{t.get('relation_given_gold_f1', 0):.3f} | {o['wall_seconds']} | {o.get('model_mb', '-')} | {o.get('load_seconds', '-')} |")
+        lines.append("")
     lines += ["### Peer: underthesea's bundled NER on the same documents (PER, ORG, LOC only)", "",
               "| system | type | P | R | F1 | support |", "|---|---|---|---|---|---|"]
     for system, scores in report["peer"].items():

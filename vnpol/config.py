@@ -28,6 +28,8 @@ class ModelConfig:
     relation_hidden: int = 256
     type_dim: int = 32
     freeze_embeddings: bool = False
+    #: keep only the vocabulary pieces the training corpus and a Vietnamese dictionary use (SentencePiece encoders)
+    prune_vocabulary: bool = False
 
 
 @dataclass

@@ -258,6 +258,45 @@ def prune_vocabulary(
     return stats
 
 
+def vietnamese_word_list() -> list[str]:
+    """underthesea's Viet74K dictionary (73,902 entries) when underthesea is installed, else []."""
+    try:
+        import underthesea
+    except ImportError:
+        return []
+    for rel in ("corpus/data/Viet74K.txt", "transformer/Viet74K.txt"):
+        path = Path(underthesea.__file__).parent / rel
+        if path.exists():
+            return [w.strip() for w in path.read_text(encoding="utf-8").splitlines() if w.strip()]
+    return []
+
+
+def pruned(src_dir: str, texts: Iterable[str], *, progress: Callable[[str], Any] = print) -> Path:
+    """A pruned copy of checkpoint ``src_dir`` for ``texts`` plus the Vietnamese dictionary, cached by content.
+
+    Dictionary words are added in lower, Title and UPPER case, and the numbers 0–2100, so
+    names, headlines and dates in new text keep whole pieces.
+    """
+    words = vietnamese_word_list()
+    variants = [v for w in words for v in (w, w.title(), w.upper())] + [str(n) for n in range(2101)]
+    corpus = sorted(set(texts))
+    digest = hashlib.sha256("\n".join([str(Path(src_dir).resolve()), *corpus, str(len(words))]).encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    target = cache_dir() / f"pruned-{digest}"
+    if (target / "vnpol_pruned.json").exists():
+        return target
+    staging = Path(tempfile.mkdtemp(prefix=".pruned-", dir=cache_dir()))
+    stats = prune_vocabulary(src_dir, corpus + variants, staging)
+    progress(f"vnpol: pruned the vocabulary {stats['vocab_before']:,} -> {stats['vocab_after']:,} pieces "
+             f"({stats['bytes_before'] / 1e6:.0f} MB -> {stats['bytes_after'] / 1e6:.0f} MB)")
+    try:
+        staging.rename(target)
+    except OSError:  # another process built the same pruned checkpoint first
+        shutil.rmtree(staging, ignore_errors=True)
+        if not (target / "vnpol_pruned.json").exists():
+            raise
+    return target
+
+
 # --------------------------------------------------------------------------- cache handling
 
 

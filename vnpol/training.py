@@ -167,6 +167,10 @@ def resolve_encoder(cfg: Config, train_texts: list[str], *, say=print):
         return cfg, build_encoder("random", random_init_config=init), tokenizer, "random"
     try:
         path = encoders.resolve(name)
+        if cfg.model.prune_vocabulary:
+            from .text import normalize
+
+            path = str(encoders.pruned(path, [normalize(t, tones=prep.normalize_tones).text for t in train_texts], progress=say))
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
         encoder = build_encoder(path)
         return cfg, encoder, tokenizer, name
