@@ -18,12 +18,14 @@ Merging, each step kept explainable (every row lists the surface forms it merged
 """
 from __future__ import annotations
 
+import bisect
 import csv
 import datetime as dt
 import html
 import json
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterable
 
@@ -42,6 +44,7 @@ EXPANSIONS = {
 _OPTIONAL = frozenset({"các", "những"})
 
 
+@lru_cache(maxsize=200_000)
 def canonical(surface: str) -> str:
     """The comparison key of a name: normalised, case-folded, single-spaced, standard abbreviations expanded.
 
@@ -104,14 +107,14 @@ def _org_aliases(doc: Document) -> tuple[dict[str, str], dict[str, str]]:
         between = doc.text[a.end:b.start]
         if between.strip() == "(" and doc.text[b.end:b.end + 1] == ")" and len(b.text) < len(a.text):
             abbrev[canonical(b.text)] = key[a.id]
-    longer = sorted(set(key.values()), key=len)
-    for e in orgs:
-        k = abbrev.get(key[e.id], key[e.id])
+    keys = sorted(set(key.values()))
+    resolved: dict[str, str] = {}
+    for k in {abbrev.get(k, k) for k in key.values()}:
         # a short form that begins exactly one longer name of the article resolves to it
-        candidates = {full for full in longer if full != k and full.startswith(k + " ")}
-        if len(candidates) == 1:
-            k = candidates.pop()
-        key[e.id] = k
+        lo, hi = bisect.bisect_left(keys, k + " "), bisect.bisect_left(keys, k + " \uffff")
+        resolved[k] = keys[lo] if hi - lo == 1 else k
+    for e in orgs:
+        key[e.id] = resolved[abbrev.get(key[e.id], key[e.id])]
     names: dict[str, str] = {}
     for e in orgs:
         if len(e.text) > len(names.get(key[e.id], "")):
