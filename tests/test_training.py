@@ -116,3 +116,21 @@ def test_phobert_style_slow_tokenizer_with_word_segmentation(tmp_path, seed_spli
     text = "Tổng Bí thư Nguyễn Phú Trọng làm việc với Ban Tổ chức Trung ương."
     doc = extractor.predict(text)
     assert all(text[e.start:e.end] == e.text for e in doc.entities)
+
+
+def test_default_config_offline_falls_back_to_the_embedded_encoder(tmp_path, seed_split):
+    """What `python scripts/train.py` does on a fresh offline machine: PhoBERT cannot load, e5 takes over."""
+    from vnpol.config import load_config
+
+    cfg = load_config(ROOT / "configs" / "default.yaml", [
+        f"data.train=[{seed_split / 'dev.jsonl'}]", "data.dev=[]", f"data.test=[{seed_split / 'test.jsonl'}]",
+        "training.epochs=1", "preprocessing.max_length=128"])
+    cfg.model.fallback_config = str(ROOT / "configs" / "offline.yaml")
+    said = []
+    result = train(cfg, tmp_path / "m", say=said.append)
+    assert any("'vinai/phobert-base' is not available offline" in s and "offline.yaml" in s for s in said)
+    meta = json.loads((tmp_path / "m" / "vnpol.json").read_text())
+    assert meta["encoder"] == result["encoder"] == "embedded:multilingual-e5-small"
+    assert meta["preprocessing"]["segmenter"] == "none"
+    assert meta["preprocessing"]["max_length"] == 128  # the user's override survived the fallback
+    assert json.loads((tmp_path / "m" / "training_config.json").read_text())["training"]["epochs"] == 1

@@ -72,6 +72,8 @@ class Config:
     preprocessing: PreprocessingConfig = field(default_factory=PreprocessingConfig)
     data: DataConfig = field(default_factory=DataConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    #: the ``--set`` overrides applied on top of the YAML (kept so a fallback recipe gets them too)
+    overrides: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -115,6 +117,7 @@ def _yaml_chain(path: Path) -> list[tuple[dict[str, Any], str]]:
 
 
 def apply_overrides(cfg: Config, overrides: list[str]) -> None:
+    cfg.overrides = list(cfg.overrides) + list(overrides)
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or "." not in key:

@@ -178,7 +178,9 @@ def resolve_encoder(cfg: Config, train_texts: list[str], *, say=print):
         if not cfg.model.fallback_config:
             raise EncoderLoadError(f"encoder {name!r} cannot be loaded ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
                                      "set model.encoder to a local directory, or allow model.fallback_config") from exc
-        fallback = load_config(cfg.model.fallback_config)
+        # the user's --set overrides still apply, except those that chose the encoder
+        kept = [o for o in cfg.overrides if not o.split("=", 1)[0].strip().startswith(("model.encoder", "model.fallback_config"))]
+        fallback = load_config(cfg.model.fallback_config, kept)
         fallback.data = cfg.data
         say(f"vnpol: encoder {name!r} is not available offline ({type(exc).__name__}); "
             f"falling back to {fallback.model.encoder!r} with {cfg.model.fallback_config}")
