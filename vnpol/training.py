@@ -445,7 +445,11 @@ def plot_curves(metrics_path: Path, png: Path) -> None:
     for key, label in (("dev_entity_f1", "entity F1"), ("dev_relation_f1", "relation F1"), ("dev_roles_f1", "roles F1")):
         if key in rows[0]:
             b.plot(epochs, [r[key] for r in rows], label=label)
-    b.set_xlabel("epoch"); b.set_title("development set"); b.set_ylim(0, 1); b.legend()
+    b.set_xlabel("epoch"); b.set_title("development set"); b.set_ylim(0, 1)
+    if b.lines:
+        b.legend()
+    else:
+        b.text(0.5, 0.5, "no development set", ha="center", transform=b.transAxes)
     fig.tight_layout()
     fig.savefig(png, dpi=90)
     plt.close(fig)
