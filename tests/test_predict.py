@@ -149,3 +149,9 @@ def test_lone_surrogates_from_json_input_are_tagged_and_written(tiny_model, extr
     assert main(["predict", "--model", str(tiny_model[0]), str(src), "-o", str(out), "--device", "cpu", "--quiet"]) == 0
     record = json.loads(out.read_text(encoding="utf-8"))
     assert record["id"] == "s1" and record["text"] == json.loads('"Th\\u1ee7 t\\u01b0\\u1edbng \\ud800 Ph\\u00fac"')
+
+
+def test_cli_errors_say_what_to_do(tmp_path, capsys):
+    assert main(["predict", "--model", str(tmp_path / "none"), "x.txt", "-o", str(tmp_path / "o.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert "no such model directory" in err and "python scripts/train.py --output" in err
