@@ -172,6 +172,7 @@ def main() -> int:
     ap.add_argument("--articles", type=int, default=100)
     ap.add_argument("--quick", action="store_true", help="train a tiny model and time 20 synthetic articles (CI)")
     ap.add_argument("--no-hf", action="store_true", help="skip the Hugging Face pipeline comparison")
+    ap.add_argument("--output", default=str(ROOT / "docs"), help="folder for benchmarks.md and the JSON file")
     args = ap.parse_args()
     seeds = read_jsonl(ROOT / "seeds" / "gold.jsonl")
     model_dir = Path(args.model)
@@ -201,7 +202,8 @@ def main() -> int:
     result["rss_before_load_mb"] = round(rss_before, 1)
     result["training"] = training_epoch(model_dir, seeds[:2] if args.quick else seeds, 8)
     print(json.dumps(result, indent=1))
-    out = ROOT / "docs"
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
     (out / ("benchmarks_speed_quick.json" if args.quick else "benchmarks_speed.json")).write_text(json.dumps(result, indent=1), encoding="utf-8")
     if not args.quick:
         write_section(out / "benchmarks.md", "speed", markdown(result))
