@@ -1,6 +1,7 @@
 """Accuracy on real text: train on the authored corpus, select on its dev split, test on the five seed articles.
 
-    python scripts/benchmark_accuracy.py            # offline encoder (+ PhoBERT when it loads), peer, learning curve
+    python scripts/benchmark_accuracy.py            # offline encoder (+ PhoBERT when it loads), peer, learning curve (~30 min)
+    python scripts/benchmark_accuracy.py --curve 10,20,40 --pruning   # what docs/benchmarks.md shows (~65 min on 2 cores)
     python scripts/benchmark_accuracy.py --quick    # tiny config, a smoke run for CI (numbers meaningless)
 
 Writes docs/benchmarks.md (the accuracy section) and docs/benchmarks_accuracy.json.
@@ -98,20 +99,22 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="tiny config and 2 epochs: checks the script, numbers are meaningless")
     ap.add_argument("--config", default="offline.yaml", help="recipe for the offline run (configs/…)")
-    ap.add_argument("--curve", default="10,20,40", help="training-set sizes for the learning curve (plus 'all')")
+    ap.add_argument("--curve", default="10,20", help="training-set sizes for the learning curve (plus 'all'); "
+                    "docs/benchmarks.md was made with 10,20,40")
+    ap.add_argument("--pruning", action="store_true", help="also train with a pruned vocabulary and compare size, load time and F1")
     ap.add_argument("--output", default=str(ROOT / "docs"))
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="vnpol-bench-"))
     main_config = "tiny.yaml" if args.quick else args.config
     seeds = read_jsonl(ROOT / "seeds" / "gold.jsonl")
     report: dict = {"protocol": "train data/authored/train.jsonl, select on data/authored/dev.jsonl, test on seeds/gold.jsonl (5 real articles)",
-                    "quick": args.quick, "runs": {}}
+                    "quick": args.quick, "command": "python scripts/benchmark_accuracy.py " + " ".join(sys.argv[1:]), "runs": {}}
 
     # 1. our model on the offline encoder (and PhoBERT when it loads)
     print(f"== training {main_config} on all authored training documents", flush=True)
     main_run = run(config_for(main_config, args.quick), work / "main")
     report["runs"][main_config] = main_run
-    if not args.quick:
+    if args.pruning and not args.quick:
         print("== the same recipe with a pruned vocabulary", flush=True)
         cfg = config_for(main_config, False)
         cfg.model.prune_vocabulary = True
@@ -125,6 +128,7 @@ def main() -> int:
             load_model(d, device="cpu")
             (pruned if name == "pruned" else main_run)["load_seconds"] = round(time.time() - start, 2)
         report["runs"][main_config + " + prune_vocabulary"] = pruned
+    if not args.quick:
         cfg = config_for("default.yaml", False)
         cfg.model.fallback_config = None
         try:
@@ -169,7 +173,7 @@ def markdown(report: dict, main_config: str) -> str:
     run_ = report["runs"][main_config]
     rep = run_["test_report"]
     cfg = run_["config"]
-    lines = ["## Accuracy on the five real seed articles", "",
+    lines = ["## Accuracy on the five real seed articles", "", f"`{report.get('command', '')}`", "",
              f"Protocol: {report['protocol']}. Encoder: `{run_['encoder']}`; recipe `configs/{main_config}` "
              f"(lr {cfg['training']['learning_rate']}, {cfg['training']['epochs']} epochs max, batch {cfg['training']['batch_size']}, "
              f"max length {cfg['preprocessing']['max_length']}, segmenter {cfg['preprocessing']['segmenter']}); best dev epoch "
