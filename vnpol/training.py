@@ -370,6 +370,8 @@ def train(cfg: Config, output: str | Path, *, resume: bool = False, say=print) -
         state.update(epoch=epoch)
         if improved:
             state.update(best_score=score, best_epoch=epoch, bad_epochs=0)
+        elif dev and state["best_score"] <= 0:
+            pass  # patience starts once the model scores on dev at all: small data needs a few epochs to get there
         else:
             state["bad_epochs"] += 1
         if accelerator.is_main_process:
