@@ -134,3 +134,7 @@ def test_default_config_offline_falls_back_to_the_embedded_encoder(tmp_path, see
     assert meta["preprocessing"]["segmenter"] == "none"
     assert meta["preprocessing"]["max_length"] == 128  # the user's override survived the fallback
     assert json.loads((tmp_path / "m" / "training_config.json").read_text())["training"]["epochs"] == 1
+    # the fallback recipe's own training settings are the ones used (offline.yaml: patience 2, lr 8e-5)
+    rows = (tmp_path / "m" / "metrics.jsonl").read_text().splitlines()
+    assert len(rows) == 1
+    assert json.loads((tmp_path / "m" / "training_config.json").read_text())["training"]["learning_rate"] == 8e-5

@@ -260,10 +260,6 @@ def train(cfg: Config, output: str | Path, *, resume: bool = False, say=print) -
 
     output = Path(output)
     work = output.with_name(output.name + ".work")
-    t = cfg.training
-    if t.num_threads:
-        torch.set_num_threads(t.num_threads)
-    set_seed(t.seed)
 
     # 1. data (refuse to start on any corpus problem)
     train_docs = load_corpus(cfg.data.train, "training")
@@ -277,8 +273,12 @@ def train(cfg: Config, output: str | Path, *, resume: bool = False, say=print) -
 
     # 2. encoder, tokenizer, model
     cfg, encoder, hf_tokenizer, encoder_name = resolve_encoder(cfg, [d.text for d in train_docs], say=say)
+    t = cfg.training  # after resolution: a fallback recipe brings its own training settings
+    if t.num_threads:
+        torch.set_num_threads(t.num_threads)
     prep = preprocessing_of(cfg)
     tokenizer = SubwordTokenizer(hf_tokenizer)
+    set_seed(t.seed)  # the heads' initialisation must not depend on what loading the encoder consumed
     model = JointModel(encoder, dropout=cfg.model.dropout, relation_hidden=cfg.model.relation_hidden, type_dim=cfg.model.type_dim)
     if cfg.model.freeze_embeddings:
         for p in model.encoder.get_input_embeddings().parameters():
