@@ -272,6 +272,7 @@ def train(cfg: Config, output: str | Path, *, resume: bool = False, say=print) -
     say(f"vnpol: {len(train_docs)} training, {len(dev_docs)} dev, {len(test_docs)} test documents")
 
     # 2. encoder, tokenizer, model
+    set_seed(cfg.training.seed)  # a randomly initialised encoder (tiny config) must be reproducible too
     cfg, encoder, hf_tokenizer, encoder_name = resolve_encoder(cfg, [d.text for d in train_docs], say=say)
     t = cfg.training  # after resolution: a fallback recipe brings its own training settings
     if t.num_threads:
