@@ -51,6 +51,14 @@ class Window:
     first_subword: list[int]  # position in input_ids of each word's first subword (word_start..word_end)
     last_subword: list[int]  # exclusive end position of each word's subwords
 
+    def span_positions(self, w0: int, w1: int) -> tuple[int, int]:
+        """Subword positions [start, end) in ``input_ids`` of words ``[w0, w1)``."""
+        return self.first_subword[w0 - self.word_start], self.last_subword[w1 - 1 - self.word_start]
+
+    def owned_spans(self, spans):
+        """The spans (w0, w1, ...) that start in this window's own words and end inside the window."""
+        return [s for s in spans if self.own_start <= s[0] < self.own_end and s[1] <= self.word_end]
+
 
 @dataclass
 class EncodedDocument:

@@ -160,9 +160,7 @@ class Extractor:
             simple = [(w0, w1, etype) for w0, w1, etype, _, _ in spans]
             for a, b in candidate_pairs(simple, enc.sentence_of_word):
                 (h0, h1, ht), (t0, t1, tt) = simple[a], simple[b]
-                pair_rows.append([r, w.first_subword[h0 - w.word_start], w.last_subword[h1 - 1 - w.word_start],
-                                  w.first_subword[t0 - w.word_start], w.last_subword[t1 - 1 - w.word_start],
-                                  TYPE2ID[ht], TYPE2ID[tt], 0])
+                pair_rows.append([r, *w.span_positions(h0, h1), *w.span_positions(t0, t1), TYPE2ID[ht], TYPE2ID[tt], 0])
                 pair_refs.append((p, ents[a], ents[b]))
         if pair_rows:
             pairs = torch.tensor(pair_rows, dtype=torch.long, device=self.device)
@@ -195,8 +193,7 @@ class Extractor:
 
     @staticmethod
     def _gold_spans(enc: EncodedDocument, w):
-        return [(w0, w1, etype, None, eid) for w0, w1, etype, eid in sorted(enc.gold_spans)
-                if w.own_start <= w0 < w.own_end and w1 <= w.word_end]
+        return [(w0, w1, etype, None, eid) for w0, w1, etype, eid in w.owned_spans(sorted(enc.gold_spans))]
 
 
 def load(model_dir: str | Path, device: str = "auto", *, half: bool | None = None, **kwargs) -> Extractor:

@@ -84,14 +84,12 @@ def window_examples(enc: EncodedDocument) -> list[Example]:
     for w in enc.windows:
         pos = [w.first_subword[i - w.word_start] for i in range(w.own_start, w.own_end)]
         labels = [enc.labels[i] for i in range(w.own_start, w.own_end)]
-        spans = [(w0, w1, t, eid) for w0, w1, t, eid in enc.gold_spans if w.own_start <= w0 < w.own_end and w1 <= w.word_end]
+        spans = w.owned_spans(enc.gold_spans)
         pairs = []
         for a, b in candidate_pairs([(s[0], s[1], s[2]) for s in spans], enc.sentence_of_word) if relations_annotated else []:
             (h0, h1, ht, hid), (t0, t1, tt, tid) = spans[a], spans[b]
             label = gold_rel.get((hid, tid), "NONE")
-            pairs.append([w.first_subword[h0 - w.word_start], w.last_subword[h1 - 1 - w.word_start],
-                          w.first_subword[t0 - w.word_start], w.last_subword[t1 - 1 - w.word_start],
-                          TYPE2ID[ht], TYPE2ID[tt], REL2ID[label]])
+            pairs.append([*w.span_positions(h0, h1), *w.span_positions(t0, t1), TYPE2ID[ht], TYPE2ID[tt], REL2ID[label]])
         out.append(Example(w.input_ids, pos, labels, pairs))
     return out
 
