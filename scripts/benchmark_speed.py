@@ -9,7 +9,9 @@ their sentences, it reports:
   (1) the floor: the bare encoder forward pass over exactly the windows vnpol creates;
   (2) vnpol.predict end to end (normalise, segment, window, encode, decode, relations);
   (3) the Hugging Face pipeline("token-classification") on the same encoder weights and tagger,
-      same batch size, with its own striding for long texts;
+      same batch size, with its own striding for long texts: as it comes (fp32) and under the
+      same precision as vnpol (bf16 autocast on CPUs with AMX), so the speed-up from precision
+      and the speed-up from the pipeline itself can be told apart;
 articles/s, subword tokens/s, the ratios (2)/(1) and (2)/(3), the share of (2) spent in the
 encoder, model load time, peak resident memory, and training seconds per epoch against
 forward+backward alone. Writes the speed section of docs/benchmarks.md and docs/benchmarks_speed.json.
@@ -60,7 +62,7 @@ def timed(fn, repeat: int = 1) -> float:
 
 def floor_forward(extractor, windows: list[list[int]], batch_size: int) -> None:
     model, pad, dev = extractor.model, extractor.tokenizer.pad_id, extractor.device
-    with torch.inference_mode():
+    with torch.inference_mode(), extractor.autocast():
         for i in range(0, len(windows), batch_size):
             batch = windows[i:i + batch_size]
             width = max(map(len, batch))
@@ -127,11 +129,21 @@ def measure(extractor, model_dir: Path, texts: list[str], batch_size: int, devic
         t_pipe = timed(lambda: list(pipe(texts)), repeat=1)
         row.update(hf_pipeline_s=round(t_pipe, 2), hf_articles_per_s=round(len(texts) / t_pipe, 2),
                    vnpol_speedup_over_hf=round(t_pipe / t_vnpol, 2))
+        if extractor.precision != "fp32":
+            def same_precision():
+                with extractor.autocast():
+                    list(pipe(texts))
+            t_same = timed(same_precision, repeat=1)
+            row.update(hf_same_precision_s=round(t_same, 2), hf_same_precision_articles_per_s=round(len(texts) / t_same, 2),
+                       vnpol_speedup_over_hf_same_precision=round(t_same / t_vnpol, 2))
     return row
 
 
-def training_epoch(model_dir: Path, docs: list[Document], batch_size: int) -> dict:
-    """Seconds for one training epoch over the documents against forward+backward alone on the same batches."""
+def training_epoch(model_dir: Path, docs: list[Document], batch_size: int, autocast) -> dict:
+    """Seconds for one training epoch over the documents against forward+backward alone on the same batches.
+
+    ``autocast`` is the precision context training would use on this machine (``vnpol train``'s
+    ``mixed_precision: auto`` picks the same one as prediction)."""
     from vnpol.encoding import SubwordTokenizer
     from vnpol.model import load as load_model
     from vnpol.training import collate, joint_loss, window_examples
@@ -145,7 +157,8 @@ def training_epoch(model_dir: Path, docs: list[Document], batch_size: int) -> di
         examples = [ex for d in docs for ex in window_examples(encode_document(d, tok, prep, with_labels=True))]
         for i in range(0, len(examples), batch_size):
             batch = collate(examples[i:i + batch_size], tok.pad_id)
-            loss, _, _ = joint_loss(model, batch, 1.0)
+            with autocast():
+                loss, _, _ = joint_loss(model, batch, 1.0)
             loss.backward()
             if step:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -157,7 +170,8 @@ def training_epoch(model_dir: Path, docs: list[Document], batch_size: int) -> di
 
     def fwd_bwd() -> None:
         for b in batches:
-            loss, _, _ = joint_loss(model, b, 1.0)
+            with autocast():
+                loss, _, _ = joint_loss(model, b, 1.0)
             loss.backward()
             opt.zero_grad()
 
@@ -168,6 +182,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=str(ROOT / "models" / "demo"))
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"],
+                    help="as vnpol.predict.load: auto = fp16 on CUDA, bf16 autocast on CPUs with AMX, else fp32")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--articles", type=int, default=100)
     ap.add_argument("--quick", action="store_true", help="train a tiny model and time 20 synthetic articles (CI)")
@@ -190,17 +206,17 @@ def main() -> int:
 
     rss_before = peak_rss_mb()
     start = time.perf_counter()
-    extractor = load(model_dir, device=args.device)
+    extractor = load(model_dir, device=args.device, precision=args.precision)
     load_s = time.perf_counter() - start
     pipe = None if args.no_hf else hf_pipeline(model_dir, extractor, args.batch_size, args.device)
     result = {"machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, {platform.processor() or 'cpu'}",
-              "device": args.device, "model": str(model_dir), "encoder": extractor.meta.get("encoder"),
+              "device": args.device, "precision": extractor.precision, "model": str(model_dir), "encoder": extractor.meta.get("encoder"),
               "batch_size": args.batch_size, "model_load_s": round(load_s, 2)}
     result["seeds"] = measure(extractor, model_dir, [d.text for d in seeds], args.batch_size, args.device, pipe)
     result["collection"] = measure(extractor, model_dir, synthetic_collection(seeds, args.articles), args.batch_size, args.device, pipe)
     result["peak_rss_mb"] = round(peak_rss_mb(), 1)
     result["rss_before_load_mb"] = round(rss_before, 1)
-    result["training"] = training_epoch(model_dir, seeds[:2] if args.quick else seeds, 8)
+    result["training"] = training_epoch(model_dir, seeds[:2] if args.quick else seeds, 8, extractor.autocast)
     print(json.dumps(result, indent=1))
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
@@ -212,15 +228,20 @@ def main() -> int:
 
 def markdown(r: dict) -> str:
     lines = ["## Speed (CPU unless stated)", "",
-             f"Machine: {r['machine']}; device `{r['device']}`; model `{r['encoder']}`; batch {r['batch_size']} windows; "
+             f"Machine: {r['machine']}; device `{r['device']}`, precision {r.get('precision', 'fp32')}; model `{r['encoder']}`; "
+             f"batch {r['batch_size']} windows; "
              f"model load {r['model_load_s']} s; peak resident memory {r['peak_rss_mb']} MB (whole benchmark process).", "",
-             "| articles | windows | subword tokens | floor art/s | vnpol art/s | HF pipeline art/s | floor tok/s | vnpol tok/s | vnpol/floor | encoder share | vnpol vs HF |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "Floor and vnpol run in that precision; \"HF\" is the pipeline as it comes (fp32), \"HF same prec.\" the pipeline "
+             "under the same autocast as vnpol.", "",
+             "| articles | windows | subword tokens | floor art/s | vnpol art/s | HF art/s | HF same prec. art/s | floor tok/s | vnpol tok/s "
+             "| vnpol/floor | encoder share | vnpol vs HF | vnpol vs HF same prec. |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in ("seeds", "collection"):
         x = r[name]
         lines.append(f"| {x['articles']} ({name}) | {x['windows']} | {x['subword_tokens']} | {x['floor_articles_per_s']} | {x['vnpol_articles_per_s']} | "
-                     f"{x.get('hf_articles_per_s', '-')} | {x['floor_tokens_per_s']} | {x['vnpol_tokens_per_s']} | {x['vnpol_over_floor']} | "
-                     f"{x['encoder_share_of_vnpol']} | {x.get('vnpol_speedup_over_hf', '-')}× |")
+                     f"{x.get('hf_articles_per_s', '-')} | {x.get('hf_same_precision_articles_per_s', '-')} | {x['floor_tokens_per_s']} | "
+                     f"{x['vnpol_tokens_per_s']} | {x['vnpol_over_floor']} | {x['encoder_share_of_vnpol']} | "
+                     f"{x.get('vnpol_speedup_over_hf', '-')}× | {x.get('vnpol_speedup_over_hf_same_precision', '-')}× |")
     t = r["training"]
     lines += ["", f"Training on the seeds ({t['windows']} windows, batch 8): one epoch {t['epoch_s']} s against forward+backward alone "
               f"{t['forward_backward_s']} s (the rest is optimiser steps and encoding).", ""]

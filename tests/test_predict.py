@@ -155,3 +155,35 @@ def test_cli_errors_say_what_to_do(tmp_path, capsys):
     assert main(["predict", "--model", str(tmp_path / "none"), "x.txt", "-o", str(tmp_path / "o.jsonl")]) == 2
     err = capsys.readouterr().err
     assert "no such model directory" in err and "python scripts/train.py --output" in err
+
+
+def test_precision_is_chosen_for_the_hardware_and_can_be_forced(tiny_model):
+    import torch
+
+    from vnpol.model import cpu_has_fast_bf16, resolve_precision
+    from vnpol.predict import load
+
+    assert resolve_precision("auto", torch.device("cuda")) == "fp16"
+    assert resolve_precision("auto", torch.device("cpu")) == ("bf16" if cpu_has_fast_bf16() else "fp32")
+    assert resolve_precision("fp32", torch.device("cpu")) == "fp32"
+    with pytest.raises(ValueError, match="precision must be one of"):
+        resolve_precision("int8", torch.device("cpu"))
+
+    seen = {}
+    for precision in ("fp32", "bf16"):
+        ex = load(tiny_model[0], device="cpu", precision=precision)
+        hook = ex.model.encoder.register_forward_hook(lambda m, i, out: seen.__setitem__(precision, out.last_hidden_state.dtype))
+        doc = ex.predict(ARTICLE)
+        hook.remove()
+        check_offsets(ARTICLE, doc)
+        assert ex.model.encoder.embeddings.word_embeddings.weight.dtype == torch.float32  # weights are never cast on CPU
+    assert seen == {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def test_cli_predict_precision_option(tiny_model, tmp_path):
+    src = tmp_path / "a.txt"
+    src.write_text(ARTICLE, encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    assert main(["predict", str(src), "--model", str(tiny_model[0]), "--output", str(out), "--precision", "fp32", "--quiet"]) == 0
+    rec = json.loads(out.read_text(encoding="utf-8"))
+    assert rec["text"] == ARTICLE and rec["entities"]

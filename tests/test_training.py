@@ -138,3 +138,22 @@ def test_default_config_offline_falls_back_to_the_embedded_encoder(tmp_path, see
     # the fallback recipe's training section is the one used: 1 epoch, not default.yaml's 15
     assert len((tmp_path / "m" / "metrics.jsonl").read_text().splitlines()) == 1
     assert json.loads((tmp_path / "m" / "training_config.json").read_text())["training"]["learning_rate"] == 8e-5
+
+
+def test_attention_dropout_is_set_on_the_encoder_and_saved(tmp_path, seed_split):
+    from vnpol.model import load as load_model
+    from vnpol.training import resolve_encoder
+
+    cfg = tiny_config(seed_split, **{"model.attention_dropout": 0.0})
+    _, encoder, _, _ = resolve_encoder(cfg, ["Hà Nội", "Quốc hội"], say=lambda *_: None)
+    assert encoder.config.attention_probs_dropout_prob == 0.0
+    default = tiny_config(seed_split)
+    assert default.model.attention_dropout is None
+    _, encoder, _, _ = resolve_encoder(default, ["Hà Nội", "Quốc hội"], say=lambda *_: None)
+    assert encoder.config.attention_probs_dropout_prob == 0.1  # the encoder's own value is kept
+
+    out = tmp_path / "m"
+    train(tiny_config(seed_split, **{"model.attention_dropout": 0.0, "training.epochs": 1}), out, say=lambda *_: None)
+    model, _, _, meta = load_model(out)
+    assert model.encoder.config.attention_probs_dropout_prob == 0.0
+    assert meta["metrics"]["mixed_precision"] in ("no", "bf16")

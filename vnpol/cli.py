@@ -105,7 +105,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     except CorpusError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    extractor = load(args.model, device=args.device)
+    extractor = load(args.model, device=args.device, precision=args.precision)
     report = evaluate_model(extractor, gold, batch_size=args.batch_size)
     out = Path(args.report_dir or args.model)
     write_report(report, out, args.name, f"Evaluation of {args.model} on {', '.join(args.data)}")
@@ -136,7 +136,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 done.add(str(json.loads(line)["id"]))
             except (ValueError, KeyError, TypeError):
                 continue
-    extractor = load(args.model, device=args.device if world == 1 else str(state.device),
+    extractor = load(args.model, device=args.device if world == 1 else str(state.device), precision=args.precision,
                      entity_threshold=args.entity_threshold, relation_threshold=args.relation_threshold)
     items = (it for it in iter_inputs(args.inputs, max_chars=args.max_chars)
              if it.index % world == rank and it.id not in done)
@@ -298,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report-dir", help="where to write NAME.md and NAME.json (default: the model directory)")
     p.add_argument("--name", default="evaluation")
     p.add_argument("--device", default="auto")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"],
+                   help="auto: fp16 on CUDA, bf16 autocast on CPUs with AMX, else fp32")
     p.add_argument("--batch-size", type=int, default=16)
 
     p = add("predict", cmd_predict, "tag articles (.txt files, folders, JSON Lines with a text field) into JSON Lines",
@@ -306,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True)
     p.add_argument("--output", "-o", required=True)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"],
+                   help="auto: fp16 on CUDA, bf16 autocast on CPUs with AMX, else fp32")
     p.add_argument("--batch-size", type=int, default=16, help="windows per encoder batch")
     p.add_argument("--entity-threshold", type=float, default=0.0)
     p.add_argument("--relation-threshold", type=float, default=0.5)

@@ -13,6 +13,7 @@ memory does not grow with the length of the text.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -22,7 +23,7 @@ import torch
 
 from .corpus import Document, Entity, Relation
 from .encoding import EncodedDocument, Preprocessing, SubwordTokenizer, candidate_pairs, encode_document
-from .model import REL_LABELS, TYPE2ID, JointModel, spans_from_tags, viterbi
+from .model import REL_LABELS, TYPE2ID, JointModel, resolve_precision, spans_from_tags, viterbi
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -54,14 +55,13 @@ class Extractor:
     """Entity and relation extraction with a loaded :class:`JointModel`."""
 
     def __init__(self, model: JointModel, tokenizer, prep: Preprocessing, meta: dict | None = None, *,
-                 device: str | torch.device = "cpu", half: bool | None = None,
+                 device: str | torch.device = "cpu", precision: str = "auto",
                  entity_threshold: float = 0.0, relation_threshold: float = 0.5, batch_size: int = 16):
         self.device = resolve_device(device) if isinstance(device, str) else device
         self.model = model.to(self.device).eval()
-        if half is None:
-            half = self.device.type == "cuda"
-        if half:
-            self.model.half()
+        self.precision = resolve_precision(precision, self.device)
+        if self.precision == "fp16" and self.device.type == "cuda":
+            self.model.half()  # weights in fp16: half the GPU memory, no casts
         self.tokenizer = SubwordTokenizer(tokenizer)
         self.prep = prep
         self.meta = meta or {}
@@ -110,6 +110,13 @@ class Extractor:
         yield from self._flush(pending)
         yield from self._flush(pending, final=True)
 
+    def autocast(self):
+        """The numeric context the encoder and heads run in (bf16 autocast, or nothing)."""
+        if self.precision == "fp32" or (self.precision == "fp16" and self.device.type == "cuda"):
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
     # ------------------------------------------------------------------ internals
 
     @staticmethod
@@ -128,7 +135,8 @@ class Extractor:
         for r, w in enumerate(windows):
             ids[r, : len(w.input_ids)] = torch.tensor(w.input_ids)
             mask[r, : len(w.input_ids)] = 1
-        hidden = self.model.encode(ids.to(self.device), mask.to(self.device))
+        with self.autocast():
+            hidden = self.model.encode(ids.to(self.device), mask.to(self.device))
 
         word_rows, word_pos = [], []
         for r, w in enumerate(windows):
@@ -140,7 +148,9 @@ class Extractor:
                 p.windows_left -= 1
             return
         index = torch.tensor([word_rows, word_pos], dtype=torch.long, device=self.device).T
-        log_probs = torch.log_softmax(self.model.tag_logits(hidden, index).float(), dim=-1).cpu().numpy()
+        with self.autocast():
+            logits = self.model.tag_logits(hidden, index)
+        log_probs = torch.log_softmax(logits.float(), dim=-1).cpu().numpy()
 
         pair_rows: list[list[int]] = []
         pair_refs: list[tuple[_Pending, Entity, Entity]] = []
@@ -164,7 +174,9 @@ class Extractor:
                 pair_refs.append((p, ents[a], ents[b]))
         if pair_rows:
             pairs = torch.tensor(pair_rows, dtype=torch.long, device=self.device)
-            probs = torch.softmax(self.model.relation_logits(hidden, pairs).float(), dim=-1).cpu().numpy()
+            with self.autocast():
+                logits = self.model.relation_logits(hidden, pairs)
+            probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
             for (p, head, tail), row in zip(pair_refs, probs):
                 best = int(row.argmax())
                 if best != 0 and row[best] >= r_thr:
@@ -196,17 +208,18 @@ class Extractor:
         return [(w0, w1, etype, None, eid) for w0, w1, etype, eid in w.owned_spans(sorted(enc.gold_spans))]
 
 
-def load(model_dir: str | Path, device: str = "auto", *, half: bool | None = None, **kwargs) -> Extractor:
+def load(model_dir: str | Path, device: str = "auto", *, precision: str = "auto", **kwargs) -> Extractor:
     """Load a saved model directory as an :class:`Extractor`.
 
     ``device``: ``"auto"`` (GPU when present), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``.
-    Half precision is used on GPU by default, full precision on CPU.
+    ``precision``: ``"auto"`` (fp16 weights on CUDA, bf16 autocast on CPUs with AMX, else fp32),
+    ``"fp32"``, ``"fp16"`` or ``"bf16"``.
     """
     from .model import load as load_model
 
     dev = resolve_device(device)
     model, tokenizer, prep, meta = load_model(model_dir, device="cpu")
-    return Extractor(model, tokenizer, prep, meta, device=dev, half=half, **kwargs)
+    return Extractor(model, tokenizer, prep, meta, device=dev, precision=precision, **kwargs)
 
 
 # --------------------------------------------------------------------------- batch inputs (files, folders, JSON Lines)

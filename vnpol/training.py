@@ -30,7 +30,7 @@ from .config import Config, load_config
 from .corpus import CorpusError, Document, load_and_validate
 from .encoding import IGNORE, EncodedDocument, Preprocessing, SubwordTokenizer, candidate_pairs, encode_document
 from .evaluation import evaluate_model, headline, write_report
-from .model import REL2ID, TYPE2ID, JointModel, build_encoder, save
+from .model import REL2ID, TYPE2ID, JointModel, build_encoder, resolve_precision, save
 from .predict import Extractor
 
 log = logging.getLogger("vnpol.training")
@@ -162,7 +162,7 @@ def resolve_encoder(cfg: Config, train_texts: list[str], *, say=print):
         init = dict(cfg.model.random_init)
         init.update(vocab_size=len(tokenizer), max_position_embeddings=prep.max_length + 2,
                     pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
-        return cfg, build_encoder("random", random_init_config=init), tokenizer, "random"
+        return cfg, build_encoder("random", random_init_config=init, attention_dropout=cfg.model.attention_dropout), tokenizer, "random"
     try:
         path = encoders.resolve(name)
         if cfg.model.prune_vocabulary:
@@ -170,7 +170,7 @@ def resolve_encoder(cfg: Config, train_texts: list[str], *, say=print):
 
             path = str(encoders.pruned(path, [normalize(t, tones=prep.normalize_tones).text for t in train_texts], progress=say))
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
-        encoder = build_encoder(path)
+        encoder = build_encoder(path, attention_dropout=cfg.model.attention_dropout)
         return cfg, encoder, tokenizer, name
     except (OSError, ValueError, ImportError) as exc:
         if not cfg.model.fallback_config:
@@ -288,7 +288,7 @@ def train(cfg: Config, output: str | Path, *, resume: bool = False, say=print) -
 
     mp = t.mixed_precision
     if mp == "auto":
-        mp = "fp16" if torch.cuda.is_available() else "no"
+        mp = {"fp16": "fp16", "bf16": "bf16"}.get(resolve_precision("auto", torch.device("cuda" if torch.cuda.is_available() else "cpu")), "no")
     accelerator = Accelerator(mixed_precision=mp, gradient_accumulation_steps=t.gradient_accumulation_steps, cpu=not torch.cuda.is_available())
 
     head_params = [p for n, p in model.named_parameters() if not n.startswith("encoder.") and p.requires_grad]
@@ -359,7 +359,8 @@ def train(cfg: Config, output: str | Path, *, resume: bool = False, say=print) -
         n = max(1, len(loader))
         train_seconds = time.time() - epoch_start
 
-        extractor = Extractor(accelerator.unwrap_model(model), hf_tokenizer, prep, device=accelerator.device, half=False)
+        extractor = Extractor(accelerator.unwrap_model(model), hf_tokenizer, prep, device=accelerator.device,
+                              precision="bf16" if mp == "bf16" else "fp32")  # never cast the weights being trained
         dev_report = evaluate_model(extractor, dev_docs, given_gold=False) if dev_docs else None
         dev = headline(dev_report) if dev_report else {}
         score = (dev["entity_f1"] + dev["relation_f1"]) / 2 if dev else -float(sums[0] / n)
@@ -398,7 +399,8 @@ def train(cfg: Config, output: str | Path, *, resume: bool = False, say=print) -
 
     # 3. final evaluation of the best model, written into the model directory
     result: dict[str, Any] = {"best_epoch": state["best_epoch"], "dev_score": state["best_score"],
-                              "train_seconds_total": round(time.time() - started, 1), "encoder": encoder_name}
+                              "train_seconds_total": round(time.time() - started, 1), "encoder": encoder_name,
+                              "mixed_precision": mp}
     if accelerator.is_main_process:
         from .predict import load as load_extractor
 
