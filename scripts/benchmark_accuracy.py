@@ -133,7 +133,7 @@ def main() -> int:
         return rerun_curve(args, main_config, work)
     seeds = read_jsonl(ROOT / "seeds" / "gold.jsonl")
     report: dict = {"protocol": "train data/authored/train.jsonl, select on data/authored/dev.jsonl, test on seeds/gold.jsonl (5 real articles)",
-                    "quick": args.quick, "command": "python scripts/benchmark_accuracy.py " + " ".join(sys.argv[1:]), "runs": {}}
+                    "quick": args.quick, "command": " ".join(["python scripts/benchmark_accuracy.py", *sys.argv[1:]]), "runs": {}}
 
     # 1. our model on the offline encoder (and PhoBERT when it loads)
     print(f"== training {main_config} on all authored training documents", flush=True)
@@ -208,7 +208,7 @@ def rerun_curve(args, main_config: str, work: Path) -> int:
         r = run(config_for(main_config, False, limit=n, work=work), work / f"curve-{n}")
         curve[n] = {"train_documents": n, **(r.get("test") or {}), "best_epoch": r["best_epoch"], "wall_seconds": r["wall_seconds"]}
     report["learning_curve"] = [curve[k] for k in sorted(curve)]
-    report["curve_command"] = "python scripts/benchmark_accuracy.py " + " ".join(sys.argv[1:])
+    report["curve_command"] = " ".join(["python scripts/benchmark_accuracy.py", *sys.argv[1:]])
     path.write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
     plot_curve(report["learning_curve"], out / "learning_curve.png")
     write_section(out / "benchmarks.md", "curve", curve_markdown(report["learning_curve"], report["curve_command"]))

@@ -111,13 +111,18 @@ def _char_tags(doc: Document) -> list[str]:
 
     tags = []
     ents = sorted(doc.entities, key=lambda e: e.start)
+    first = 0  # every entity before ``first`` ends before the current token: one sweep, linear for flat entities
     for m in re.finditer(r"\S+", doc.text):
         s, e = m.span()
+        while first < len(ents) and ents[first].end <= s:
+            first += 1
         tag = "O"
-        for ent in ents:
-            if ent.start < e and s < ent.end:
-                tag = ("B-" if ent.start >= s else "I-") + ent.type
+        j = first
+        while j < len(ents) and ents[j].start < e:
+            if s < ents[j].end:
+                tag = ("B-" if ents[j].start >= s else "I-") + ents[j].type
                 break
+            j += 1
         tags.append(tag)
     return tags
 
