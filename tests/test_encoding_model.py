@@ -64,6 +64,29 @@ def test_viterbi_only_produces_valid_bio():
                 assert prev[2:] == cur[2:] and prev != "O"
 
 
+def _valid(tags):
+    return all(not cur.startswith("I-") or (prev[2:] == cur[2:] and prev != "O")
+               for prev, cur in zip(["O"] + [LABELS[t] for t in tags], [LABELS[t] for t in tags]))
+
+
+def test_batched_viterbi_finds_the_best_valid_sequence_for_each_sentence():
+    import itertools
+
+    from vnpol.model import viterbi_batch
+
+    rng = np.random.default_rng(1)
+    seqs = [np.log(rng.dirichlet(np.ones(len(LABELS)) * 0.3, size=n)).astype(np.float32) for n in (3, 1, 0, 2, 3)]
+    paths = viterbi_batch(seqs)
+    assert [len(p) for p in paths] == [3, 1, 0, 2, 3]
+    for lp, path in zip(seqs, paths):
+        if not len(lp):
+            continue
+        best = max(sum(lp[i, t] for i, t in enumerate(c))
+                   for c in itertools.product(range(len(LABELS)), repeat=len(lp)) if _valid(c))
+        assert _valid(path) and np.isclose(sum(lp[i, t] for i, t in enumerate(path)), best)
+        assert viterbi(lp) == path  # one at a time or together: the same answer
+
+
 def test_spans_from_tags():
     ids = {l: i for i, l in enumerate(LABELS)}
     tags = [ids[t] for t in ["B-POS", "I-POS", "B-PER", "I-PER", "I-PER", "O", "B-ORG"]]

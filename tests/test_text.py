@@ -80,3 +80,23 @@ def test_normalised_text_is_nfc_and_maps_to_raw_tokens(parts):
         assert n.text[s:e] in normalize(raw[rs:re_]).text
         assert rs >= previous_start
         previous_start = rs
+
+
+@settings(max_examples=300)
+@given(st.one_of(
+    st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=80),
+    st.lists(st.sampled_from(["Thuỷ", "hoà", "khoẻ", "quý", "Hoà", "uỷ", "oà", "Bộ", " ", "\n", "\u0301", "\u00a0", "\r\n", "."]),
+             max_size=40).map("".join)))
+def test_the_plain_text_fast_path_equals_the_general_path(raw):
+    from vnpol.text import _normalize_clusters
+
+    fast, general = normalize(raw), _normalize_clusters(raw, True)
+    assert fast.text == general.text
+    assert list(fast.raw_start) == list(general.raw_start) and list(fast.raw_end) == list(general.raw_end)
+
+
+def test_plain_nfc_text_keeps_its_offsets_and_still_gets_new_style_tones():
+    raw = "Ông Lê Văn Thuỷ, Phó Chủ tịch UBND tỉnh Khánh Hoà, uỷ viên Ban Thường vụ."
+    n = normalize(raw)
+    assert n.text == "Ông Lê Văn Thủy, Phó Chủ tịch UBND tỉnh Khánh Hòa, ủy viên Ban Thường vụ."
+    assert n.to_raw_span(n.text.index("Khánh Hòa"), n.text.index("Khánh Hòa") + 9) == (raw.index("Khánh Hoà"), raw.index("Khánh Hoà") + 9)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -116,24 +116,47 @@ def _transition_mask() -> np.ndarray:
 
 
 _TRANSITIONS = _transition_mask()
+_TRANSITIONS_TO_FROM = np.ascontiguousarray(_TRANSITIONS.T)
 _START = np.array([-np.inf if l.startswith("I-") else 0.0 for l in LABELS], dtype=np.float32)
 
 
 def viterbi(log_probs: np.ndarray) -> list[int]:
     """Best tag sequence for (n_words, n_labels) log-probabilities under strict IOB2."""
-    n = log_probs.shape[0]
-    if n == 0:
-        return []
-    score = log_probs[0] + _START
-    back = np.zeros((n, log_probs.shape[1]), dtype=np.int64)
-    for i in range(1, n):
-        total = score[:, None] + _TRANSITIONS
-        back[i] = total.argmax(axis=0)
-        score = total.max(axis=0) + log_probs[i]
-    path = [int(score.argmax())]
-    for i in range(n - 1, 0, -1):
-        path.append(int(back[i, path[-1]]))
-    return path[::-1]
+    return viterbi_batch([log_probs])[0]
+
+
+def viterbi_batch(sequences: Sequence[np.ndarray]) -> list[list[int]]:
+    """:func:`viterbi` for several sequences at once: one numpy step per position of the longest.
+
+    Decoding a window sentence by sentence, word by word, cost more than the rest of
+    prediction outside the encoder; stepping all its sentences together does not.
+    """
+    lengths = [len(x) for x in sequences]
+    paths: list[list[int]] = [[] for _ in sequences]
+    live = [k for k, n in enumerate(lengths) if n]
+    if not live:
+        return paths
+    n_max, n_labels = max(lengths), len(LABELS)
+    lp = np.zeros((len(live), n_max, n_labels), dtype=np.float32)
+    for r, k in enumerate(live):
+        lp[r, : lengths[k]] = sequences[k]
+    ends = np.array([lengths[k] for k in live])
+    score = lp[:, 0] + _START
+    back = np.zeros((len(live), n_max, n_labels), dtype=np.int64)
+    for i in range(1, n_max):
+        total = score[:, None, :] + _TRANSITIONS_TO_FROM  # (sequences, to, from): reduce the contiguous axis
+        best = total.argmax(axis=2)
+        back[:, i] = best
+        step = np.take_along_axis(total, best[:, :, None], 2)[:, :, 0] + lp[:, i]
+        score = np.where((i < ends)[:, None], step, score)  # finished sequences keep their final score
+    last = score.argmax(axis=1).tolist()
+    for r, k in enumerate(live):
+        path = [last[r]]
+        rows = back[r]
+        for i in range(lengths[k] - 1, 0, -1):
+            path.append(int(rows[i, path[-1]]))
+        paths[k] = path[::-1]
+    return paths
 
 
 def spans_from_tags(tags: list[int]) -> list[tuple[int, int, str]]:

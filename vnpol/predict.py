@@ -23,7 +23,7 @@ import torch
 
 from .corpus import Document, Entity, Relation
 from .encoding import EncodedDocument, Preprocessing, SubwordTokenizer, candidate_pairs, encode_document
-from .model import REL_LABELS, TYPE2ID, JointModel, resolve_precision, spans_from_tags, viterbi
+from .model import REL_LABELS, TYPE2ID, JointModel, resolve_precision, spans_from_tags, viterbi_batch
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -152,15 +152,14 @@ class Extractor:
             logits = self.model.tag_logits(hidden, index)
         log_probs = torch.log_softmax(logits.float(), dim=-1).cpu().numpy()
 
+        if gold_entities:
+            window_spans = [self._gold_spans(p.encoded, w) for (p, _), w in zip(items, windows)]
+        else:
+            window_spans = self._decode([p.encoded for p, _ in items], windows, log_probs, e_thr)
         pair_rows: list[list[int]] = []
         pair_refs: list[tuple[_Pending, Entity, Entity]] = []
-        offset = 0
-        for r, ((p, _), w) in enumerate(zip(items, windows)):
-            n_own = w.own_end - w.own_start
+        for r, ((p, _), w, spans) in enumerate(zip(items, windows, window_spans)):
             enc = p.encoded
-            spans = (self._gold_spans(enc, w) if gold_entities
-                     else self._decode(enc, w, log_probs[offset: offset + n_own], e_thr))
-            offset += n_own
             ents = []
             for w0, w1, etype, score, eid in spans:
                 start, end = enc.raw_span(w0, w1)
@@ -185,22 +184,30 @@ class Extractor:
             p.windows_left -= 1
 
     @staticmethod
-    def _decode(enc: EncodedDocument, w, log_probs: np.ndarray, threshold: float):
-        """Viterbi per sentence over the window's own words → (w0, w1, type, score, None)."""
-        out = []
-        sent = enc.sentence_of_word
-        i = w.own_start
-        while i < w.own_end:
-            j = i
-            while j < w.own_end and sent[j] == sent[i]:
-                j += 1
-            lp = log_probs[i - w.own_start: j - w.own_start]
-            tags = viterbi(lp)
+    def _decode(encs: list[EncodedDocument], windows: list, log_probs: np.ndarray, threshold: float):
+        """Viterbi per sentence over each window's own words, all sentences of the batch stepped together.
+
+        ``log_probs`` holds the windows' own words one after the other. Returns, per window,
+        (w0, w1, type, score, None) spans.
+        """
+        bounds: list[tuple[int, int, int, int]] = []  # (window, first word, end word, row in log_probs)
+        row = 0
+        for k, (enc, w) in enumerate(zip(encs, windows)):
+            sent, i = enc.sentence_of_word, w.own_start
+            while i < w.own_end:
+                j = i
+                while j < w.own_end and sent[j] == sent[i]:
+                    j += 1
+                bounds.append((k, i, j, row + i - w.own_start))
+                i = j
+            row += w.own_end - w.own_start
+        slices = [log_probs[r0: r0 + j - i] for _, i, j, r0 in bounds]
+        out: list[list] = [[] for _ in windows]
+        for (k, i, _, _), lp, tags in zip(bounds, slices, viterbi_batch(slices)):
             for a, b, etype in spans_from_tags(tags):
-                score = float(np.exp(np.mean([lp[k, tags[k]] for k in range(a, b)])))
+                score = float(np.exp(lp[np.arange(a, b), tags[a:b]].mean()))
                 if score >= threshold:
-                    out.append((i + a, i + b, etype, score, None))
-            i = j
+                    out[k].append((i + a, i + b, etype, score, None))
         return out
 
     @staticmethod

@@ -49,17 +49,19 @@ def _is_letter(ch: str) -> bool:
     return ch.isalpha()
 
 
+_PAIR_FIRST = re.compile(r"[oOuU](?=.)", re.S)  # where an old-style pair can start: bare o/u before another character
+
+
 def _new_style_tones(chars: list[str]) -> None:
     """Move old-style tone marks in open ``oa``/``oe``/``uy`` syllables, in place.
 
     Length-preserving: one character is exchanged for one character.
     """
     n = len(chars)
-    for i in range(1, n):
+    for m in _PAIR_FIRST.finditer("".join(chars)):
+        i = m.start() + 1
         first, second = chars[i - 1], chars[i]
         base1 = first.lower()
-        if base1 not in _OLD_STYLE_PAIRS:
-            continue
         bare2, tone = _split_tone(second)
         if not tone or bare2.lower() not in _OLD_STYLE_PAIRS[base1]:
             continue
@@ -115,8 +117,24 @@ def _clusters(raw: str) -> Iterable[tuple[int, int]]:
         i = j
 
 
+def _is_plain(raw: str) -> bool:
+    """True when every cluster of ``raw`` is one character that normalisation keeps as it is."""
+    return unicodedata.is_normalized("NFC", raw) and not any(
+        c in _DROPPED or c in _SPACES or c == "\r" or unicodedata.combining(c) for c in set(raw))
+
+
 def normalize(raw: str, *, tones: bool = True) -> NormalizedText:
     """NFC, new-style tone marks (``tones=True``), plain spaces, no zero-width characters."""
+    if _is_plain(raw):  # the common case (NFC text, no odd spaces or marks): the map is the identity
+        out = list(raw)
+        if tones:
+            _new_style_tones(out)
+        return NormalizedText(raw, "".join(out), array("q", range(len(raw))), array("q", range(1, len(raw) + 1)))
+    return _normalize_clusters(raw, tones)
+
+
+def _normalize_clusters(raw: str, tones: bool) -> NormalizedText:
+    """The general path: one base character and its combining marks at a time."""
     out: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
