@@ -1,7 +1,8 @@
 """Accuracy on real text: train on the authored corpus, select on its dev split, test on the five seed articles.
 
-    python scripts/benchmark_accuracy.py            # offline encoder (+ PhoBERT when it loads), peer, learning curve (~30 min)
-    python scripts/benchmark_accuracy.py --curve 10,20,40 --pruning   # what docs/benchmarks.md shows (~65 min on 2 cores)
+    python scripts/benchmark_accuracy.py            # offline encoder (+ PhoBERT when it loads), peer, learning curve 10/20/40/all
+                                                    # (27 min on 2 cores with AMX: what docs/benchmarks.md shows)
+    python scripts/benchmark_accuracy.py --pruning  # plus one training run with a pruned vocabulary
     python scripts/benchmark_accuracy.py --quick    # tiny config, a smoke run for CI (numbers meaningless)
 
 Writes docs/benchmarks.md (the accuracy section) and docs/benchmarks_accuracy.json.
