@@ -157,6 +157,10 @@ def training_epoch(model_dir: Path, docs: list[Document], batch_size: int, autoc
 
     model, hf_tok, prep, _ = load_model(model_dir)
     tok = SubwordTokenizer(hf_tok)
+    recipe = model_dir / "training_config.json"
+    if recipe.exists() and json.loads(recipe.read_text(encoding="utf-8"))["model"].get("freeze_embeddings"):
+        for p in model.encoder.get_input_embeddings().parameters():  # as training did: no AdamW over a frozen matrix
+            p.requires_grad_(False)
     model.train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
 
