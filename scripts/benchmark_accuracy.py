@@ -46,6 +46,12 @@ def config_for(name: str, quick: bool, limit: int = 0, work: Path | None = None)
     return cfg
 
 
+def curve_row(n: int, result: dict) -> dict:
+    """One learning-curve point: its size, the test headline, the chosen epoch and the time it took."""
+    return {"train_documents": n, **(result.get("test") or {}), "best_epoch": result["best_epoch"],
+            "wall_seconds": result["wall_seconds"]}
+
+
 def balanced_subset(docs: list[Document], n: int) -> list[Document]:
     """The first n documents taken round-robin over genres (file order within a genre).
 
@@ -175,10 +181,8 @@ def main() -> int:
     for n in sizes:
         print(f"== learning curve: {n} training documents", flush=True)
         r = run(config_for(main_config, args.quick, limit=n, work=work), work / f"curve-{n}")
-        curve.append({"train_documents": n, **(r.get("test") or {}), "best_epoch": r["best_epoch"], "wall_seconds": r["wall_seconds"]})
-    n_all = len(read_jsonl(ROOT / "data" / "authored" / "train.jsonl"))
-    curve.append({"train_documents": n_all, **(main_run.get("test") or {}), "best_epoch": main_run["best_epoch"],
-                  "wall_seconds": main_run["wall_seconds"]})
+        curve.append(curve_row(n, r))
+    curve.append(curve_row(len(read_jsonl(ROOT / "data" / "authored" / "train.jsonl")), main_run))
     report["learning_curve"] = curve
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
@@ -207,7 +211,7 @@ def rerun_curve(args, main_config: str, work: Path) -> int:
     for n in [int(x) for x in args.curve.split(",") if x]:
         print(f"== learning curve: {n} training documents", flush=True)
         r = run(config_for(main_config, False, limit=n, work=work), work / f"curve-{n}")
-        curve[n] = {"train_documents": n, **(r.get("test") or {}), "best_epoch": r["best_epoch"], "wall_seconds": r["wall_seconds"]}
+        curve[n] = curve_row(n, r)
     report["learning_curve"] = [curve[k] for k in sorted(curve)]
     report["curve_command"] = " ".join(["python scripts/benchmark_accuracy.py", *sys.argv[1:]])
     path.write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")

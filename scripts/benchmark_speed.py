@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import torch  # noqa: E402
 from benchmark_report import write_section  # noqa: E402
 
+from vnpol.cli import add_precision  # noqa: E402
 from vnpol.corpus import Document, read_jsonl  # noqa: E402
 from vnpol.encoding import encode_document  # noqa: E402
 from vnpol.predict import load  # noqa: E402
@@ -152,6 +153,7 @@ def training_epoch(model_dir: Path, docs: list[Document], batch_size: int, autoc
     ``autocast`` is the precision context training would use on this machine (``vnpol train``'s
     ``mixed_precision: auto`` picks the same one as prediction)."""
     from vnpol.encoding import SubwordTokenizer
+    from vnpol.model import freeze_embeddings
     from vnpol.model import load as load_model
     from vnpol.training import collate, joint_loss, window_examples
 
@@ -159,8 +161,7 @@ def training_epoch(model_dir: Path, docs: list[Document], batch_size: int, autoc
     tok = SubwordTokenizer(hf_tok)
     recipe = model_dir / "training_config.json"
     if recipe.exists() and json.loads(recipe.read_text(encoding="utf-8"))["model"].get("freeze_embeddings"):
-        for p in model.encoder.get_input_embeddings().parameters():  # as training did: no AdamW over a frozen matrix
-            p.requires_grad_(False)
+        freeze_embeddings(model)  # as training did: no AdamW over a frozen matrix
     model.train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
 
@@ -193,8 +194,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=str(ROOT / "models" / "demo"))
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"],
-                    help="as vnpol.predict.load: auto = fp16 on CUDA, bf16 autocast on CPUs with AMX, else fp32")
+    add_precision(ap)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--articles", type=int, default=100)
     ap.add_argument("--repeat", type=int, default=3, help="timings are the best of this many runs (floor and vnpol alternate)")

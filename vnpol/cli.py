@@ -260,6 +260,13 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_precision(p: argparse.ArgumentParser) -> None:
+    from .config import PRECISIONS
+
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
+                   help="auto: fp16 on CUDA, bf16 autocast on CPUs with AMX, else fp32")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vnpol", description=__doc__.splitlines()[0], epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -298,8 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report-dir", help="where to write NAME.md and NAME.json (default: the model directory)")
     p.add_argument("--name", default="evaluation")
     p.add_argument("--device", default="auto")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"],
-                   help="auto: fp16 on CUDA, bf16 autocast on CPUs with AMX, else fp32")
+    add_precision(p)
     p.add_argument("--batch-size", type=int, default=16)
 
     p = add("predict", cmd_predict, "tag articles (.txt files, folders, JSON Lines with a text field) into JSON Lines",
@@ -308,8 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True)
     p.add_argument("--output", "-o", required=True)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"],
-                   help="auto: fp16 on CUDA, bf16 autocast on CPUs with AMX, else fp32")
+    add_precision(p)
     p.add_argument("--batch-size", type=int, default=16, help="windows per encoder batch")
     p.add_argument("--entity-threshold", type=float, default=0.0)
     p.add_argument("--relation-threshold", type=float, default=0.5)

@@ -14,6 +14,9 @@ from typing import Any
 
 import yaml
 
+#: numeric precisions for prediction (``vnpol.predict.load``, ``--precision``); ``auto`` picks per device
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+
 
 @dataclass
 class ModelConfig:

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from . import schema
+from .config import PRECISIONS
 from .encoding import LABELS, Preprocessing
 
 REL_LABELS = schema.relation_labels()
@@ -251,20 +252,17 @@ def build_encoder(name_or_path: str, *, random_init_config: dict[str, Any] | Non
 
     ``attention_dropout`` replaces the encoder config's ``attention_probs_dropout_prob`` (None keeps it).
     """
-    from transformers import AutoConfig, AutoModel
-
-    if random_init_config is not None:
-        from transformers import RobertaConfig, RobertaModel
-
-        init = dict(random_init_config)
-        if attention_dropout is not None:
-            init["attention_probs_dropout_prob"] = attention_dropout
-        return RobertaModel(RobertaConfig(**init), add_pooling_layer=False)
+    from transformers import AutoConfig, AutoModel, RobertaConfig, RobertaModel
     from transformers.utils import logging as hf_logging
 
-    config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=False)
+    if random_init_config is not None:
+        config = RobertaConfig(**random_init_config)
+    else:
+        config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=False)
     if attention_dropout is not None:
         config.attention_probs_dropout_prob = attention_dropout
+    if random_init_config is not None:
+        return RobertaModel(config, add_pooling_layer=False)
     kwargs = {"add_pooling_layer": False} if config.model_type in ("bert", "roberta", "xlm-roberta") else {}
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the unused pooler's weights are reported as unexpected: expected here
@@ -274,13 +272,17 @@ def build_encoder(name_or_path: str, *, random_init_config: dict[str, Any] | Non
         hf_logging.set_verbosity(verbosity)
 
 
+def freeze_embeddings(model: "JointModel") -> None:
+    """Keep the encoder's input embedding matrix fixed (no gradients, no optimiser state)."""
+    for p in model.encoder.get_input_embeddings().parameters():
+        p.requires_grad_(False)
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
 # --------------------------------------------------------------------------- numeric precision
-
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
 
 def cpu_has_fast_bf16() -> bool:

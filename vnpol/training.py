@@ -30,7 +30,7 @@ from .config import Config, load_config
 from .corpus import CorpusError, Document, load_and_validate
 from .encoding import IGNORE, EncodedDocument, Preprocessing, SubwordTokenizer, candidate_pairs, encode_document
 from .evaluation import evaluate_model, headline, write_report
-from .model import REL2ID, TYPE2ID, JointModel, build_encoder, resolve_precision, save
+from .model import REL2ID, TYPE2ID, JointModel, build_encoder, freeze_embeddings, resolve_precision, save
 from .predict import Extractor
 
 log = logging.getLogger("vnpol.training")
@@ -280,8 +280,7 @@ def train(cfg: Config, output: str | Path, *, resume: bool = False, say=print) -
     set_seed(t.seed)  # the heads' initialisation must not depend on what loading the encoder consumed
     model = JointModel(encoder, dropout=cfg.model.dropout, relation_hidden=cfg.model.relation_hidden, type_dim=cfg.model.type_dim)
     if cfg.model.freeze_embeddings:
-        for p in model.encoder.get_input_embeddings().parameters():
-            p.requires_grad_(False)
+        freeze_embeddings(model)
 
     examples = [ex for d in train_docs for ex in window_examples(encode_document(d, tokenizer, prep, with_labels=True))]
     say(f"vnpol: {len(examples)} training windows of at most {prep.max_length} positions")
