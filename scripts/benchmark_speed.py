@@ -81,7 +81,8 @@ def hf_pipeline(model_dir: Path, extractor, batch_size: int, device: str):
     """A standard token-classification model holding the same encoder and tagger weights."""
     from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer, pipeline
 
-    from vnpol.model import LABELS
+    from vnpol.schema import POLITICAL
+    LABELS = POLITICAL.bio_labels()
 
     config = AutoConfig.from_pretrained(str(model_dir / "encoder"))
     config.num_labels = len(LABELS)
@@ -153,9 +154,9 @@ def training_epoch(model_dir: Path, docs: list[Document], batch_size: int, autoc
     ``autocast`` is the precision context training would use on this machine (``vnpol train``'s
     ``mixed_precision: auto`` picks the same one as prediction)."""
     from vnpol.encoding import SubwordTokenizer
+    from vnpol.batches import collate, joint_loss, window_examples
     from vnpol.model import freeze_embeddings
-    from vnpol.model import load as load_model
-    from vnpol.training import collate, joint_loss, window_examples
+    from vnpol.saving import load_model
 
     model, hf_tok, prep, _ = load_model(model_dir)
     tok = SubwordTokenizer(hf_tok)
@@ -166,7 +167,7 @@ def training_epoch(model_dir: Path, docs: list[Document], batch_size: int, autoc
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
 
     def epoch(step: bool) -> None:
-        examples = [ex for d in docs for ex in window_examples(encode_document(d, tok, prep, with_labels=True))]
+        examples = [ex for d in docs for ex in window_examples(encode_document(d, tok, prep, with_labels=True, scheme=model.scheme), model.scheme)]
         for i in range(0, len(examples), batch_size):
             batch = collate(examples[i:i + batch_size], tok.pad_id)
             with autocast():
@@ -177,7 +178,7 @@ def training_epoch(model_dir: Path, docs: list[Document], batch_size: int, autoc
                 opt.step()
             opt.zero_grad()
 
-    examples = [ex for d in docs for ex in window_examples(encode_document(d, tok, prep, with_labels=True))]
+    examples = [ex for d in docs for ex in window_examples(encode_document(d, tok, prep, with_labels=True, scheme=model.scheme), model.scheme)]
     batches = [collate(examples[i:i + batch_size], tok.pad_id) for i in range(0, len(examples), batch_size)]
 
     def fwd_bwd() -> None:

@@ -1,5 +1,4 @@
 """Formats round-trip exactly on the seed gold; the HTML view renders in a real browser."""
-import json
 import shutil
 import subprocess
 
@@ -73,7 +72,9 @@ def test_render_in_headless_chromium_without_console_errors(seed_docs, tmp_path)
 def test_training_on_conll_learns_entities_only(tmp_path, seed_split):
     from conftest import tiny_config
     from vnpol.encoding import SubwordTokenizer, encode_document
-    from vnpol.training import load_corpus, train, window_examples
+    from vnpol.batches import window_examples
+    from vnpol.schema import POLITICAL
+    from vnpol.training import load_corpus, train
 
     f = tmp_path / "vlsp.conll"
     f.write_text("Ông O\nNguyễn_Phú_Trọng B-PER\nlàm_việc O\nvới O\nBộ_Công_an B-ORG\n. O\n\n" * 20, encoding="utf-8")
@@ -86,7 +87,7 @@ def test_training_on_conll_learns_entities_only(tmp_path, seed_split):
         def encode(self, w, add_special_tokens=False):
             return [ord(c) % 100 + 5 for c in w]
 
-    examples = window_examples(encode_document(docs[0], SubwordTokenizer(Chars()), __import__("vnpol.encoding").encoding.Preprocessing(), with_labels=True))
+    examples = window_examples(encode_document(docs[0], SubwordTokenizer(Chars()), __import__("vnpol.encoding").encoding.Preprocessing(), with_labels=True), POLITICAL)
     assert all(ex.pairs == [] for ex in examples)  # no "no relation" examples from unannotated relations
     cfg = tiny_config(seed_split, **{"data.train": f"[{f}, {seed_split / 'train.jsonl'}]", "training.epochs": 1, "data.test": "[]"})
     train(cfg, tmp_path / "m", say=lambda *_: None)

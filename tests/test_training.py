@@ -141,7 +141,7 @@ def test_default_config_offline_falls_back_to_the_embedded_encoder(tmp_path, see
 
 
 def test_attention_dropout_is_set_on_the_encoder_and_saved(tmp_path, seed_split):
-    from vnpol.model import load as load_model
+    from vnpol.saving import load_model
     from vnpol.training import resolve_encoder
 
     cfg = tiny_config(seed_split, **{"model.attention_dropout": 0.0})

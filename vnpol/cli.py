@@ -18,10 +18,23 @@ EPILOG = """examples:
 """
 
 
+def _scheme_of(args: argparse.Namespace):
+    """The scheme to check against: ``--scheme FILE``, the scheme of ``--model DIR``, or the political default."""
+    import json
+
+    from .schema import POLITICAL, Scheme, from_model_meta
+
+    if getattr(args, "scheme", None):
+        return Scheme.load(args.scheme)
+    if getattr(args, "model", None):
+        return from_model_meta(json.loads(Path(args.model, "vnpol.json").read_text(encoding="utf-8")))
+    return POLITICAL
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from .corpus import load_and_validate
 
-    docs, problems = load_and_validate(args.paths)
+    docs, problems = load_and_validate(args.paths, scheme=_scheme_of(args))
     for p in problems:
         print(p)
     print(f"{len(docs)} valid document(s), {len(problems)} problem(s)", file=sys.stderr)
@@ -100,12 +113,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .predict import load
     from .training import load_corpus
 
+    from .schema import SchemeError, check_compatible, resolve
+    from .training import read_corpus
+
+    extractor = load(args.model, device=args.device, precision=args.precision)
     try:
-        gold = load_corpus(args.data, "evaluation")
-    except CorpusError as exc:
+        check_compatible(extractor.scheme, resolve("auto", read_corpus(args.data)), f"data {', '.join(args.data)}")
+        gold = load_corpus(args.data, "evaluation", extractor.scheme)
+    except (CorpusError, SchemeError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    extractor = load(args.model, device=args.device, precision=args.precision)
     report = evaluate_model(extractor, gold, batch_size=args.batch_size)
     out = Path(args.report_dir or args.model)
     write_report(report, out, args.name, f"Evaluation of {args.model} on {', '.join(args.data)}")
@@ -229,7 +246,9 @@ def cmd_render(args: argparse.Namespace) -> int:
     from .render import render_html
 
     docs = _documents_from(args.inputs, args.model, args.device)
-    Path(args.html).write_text(render_html(docs[: args.limit], title=args.title), encoding="utf-8")
+    scheme = _scheme_of(args) if args.model else None
+    Path(args.html).write_text(render_html(docs[: args.limit], title=args.title, **({"scheme": scheme} if scheme else {})),
+                               encoding="utf-8")
     print(f"vnpol: wrote {min(len(docs), args.limit)} document(s) to {args.html}", file=sys.stderr)
     return 0
 
@@ -281,6 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("validate", cmd_validate, "check corpus files against the annotation scheme (exit 1 on any problem)",
             "vnpol validate seeds/gold.jsonl data/authored/")
     p.add_argument("paths", nargs="+", help="JSON Lines files or folders of them")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--scheme", help="a scheme YAML file (default: the political scheme)")
+    which.add_argument("--model", help="check against the scheme of this model directory")
 
     p = add("stats", cmd_stats, "count documents, entities, relations and roles per type", "vnpol stats data/")
     p.add_argument("paths", nargs="+")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from . import schema
+from .schema import POLITICAL, Scheme
 from .text import sentence_index, split_sentences
 
 
@@ -204,9 +204,9 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any] | None, P
             yield lineno, obj, None
 
 
-def read_jsonl(path: str | Path, *, validate: bool = True) -> list[Document]:
+def read_jsonl(path: str | Path, *, validate: bool = True, scheme: Scheme | None = None) -> list[Document]:
     """Read a corpus file; raise :class:`CorpusError` listing every problem if ``validate``."""
-    docs, problems = load_and_validate([path]) if validate else (_read_unchecked(path), [])
+    docs, problems = load_and_validate([path], scheme=scheme) if validate else (_read_unchecked(path), [])
     if problems:
         raise CorpusError(problems)
     return docs
@@ -237,8 +237,9 @@ def corpus_files(paths: Iterable[str | Path]) -> list[Path]:
 # --------------------------------------------------------------------------- validation
 
 
-def validate_document(obj: dict[str, Any], path: str = "<memory>", line: int = 0) -> list[Problem]:
-    """Check one document object against the scheme; return every problem found."""
+def validate_document(obj: dict[str, Any], path: str = "<memory>", line: int = 0, *, scheme: Scheme | None = None) -> list[Problem]:
+    """Check one document object against ``scheme`` (default: the political one); return every problem found."""
+    schema = scheme or POLITICAL
     problems: list[Problem] = []
     doc_id = obj.get("id")
 
@@ -268,8 +269,8 @@ def validate_document(obj: dict[str, Any], path: str = "<memory>", line: int = 0
         start, end, etype = e.get("start"), e.get("end"), e.get("type")
         if eid in ents:
             add(f"duplicate entity id {eid!r}", start if isinstance(start, int) else None)
-        if etype not in schema.ENTITY_TYPES:
-            add(f"entity {eid}: unknown type {etype!r}; expected one of {', '.join(schema.ENTITY_TYPES)}", start if isinstance(start, int) else None)
+        if etype not in schema.entity_types:
+            add(f"entity {eid}: unknown type {etype!r}; expected one of {', '.join(schema.entity_types)}", start if isinstance(start, int) else None)
         if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(text)):
             add(f"entity {eid}: offsets ({start}, {end}) out of range; expected 0 <= start < end <= {len(text)}")
             continue
@@ -292,8 +293,8 @@ def validate_document(obj: dict[str, Any], path: str = "<memory>", line: int = 0
             continue
         head, tail, rtype = str(r.get("head")), str(r.get("tail")), r.get("type")
         label = f"relation {head} -{rtype}-> {tail}"
-        if rtype not in schema.RELATION_TYPES:
-            add(f"{label}: unknown type {rtype!r}; expected one of {', '.join(schema.RELATION_TYPES)}")
+        if rtype not in schema.relation_types:
+            add(f"{label}: unknown type {rtype!r}; expected one of {', '.join(schema.relation_types)}")
             continue
         missing = [x for x in (head, tail) if x not in ents]
         if missing:
@@ -301,7 +302,7 @@ def validate_document(obj: dict[str, Any], path: str = "<memory>", line: int = 0
             continue
         h, t = ents[head], ents[tail]
         if not schema.allowed(rtype, h["type"], t["type"]):
-            expected = " or ".join(f"{a}->{b}" for a, b in sorted(schema.RELATION_SIGNATURES[rtype]))
+            expected = " or ".join(f"{a}->{b}" for a, b in sorted(schema.signatures[rtype]))
             add(f"{label}: type pair {h['type']}->{t['type']} not allowed; expected {expected}", h.get("start"))
         if head == tail:
             add(f"{label}: head and tail are the same entity", h.get("start"))
@@ -314,7 +315,7 @@ def validate_document(obj: dict[str, Any], path: str = "<memory>", line: int = 0
     return problems
 
 
-def load_and_validate(paths: Iterable[str | Path]) -> tuple[list[Document], list[Problem]]:
+def load_and_validate(paths: Iterable[str | Path], *, scheme: Scheme | None = None) -> tuple[list[Document], list[Problem]]:
     """Read every file and document, returning the good documents and all problems.
 
     Document ids must be unique across all the given files.
@@ -331,7 +332,7 @@ def load_and_validate(paths: Iterable[str | Path]) -> tuple[list[Document], list
                 problems.append(problem)
                 continue
             assert obj is not None
-            doc_problems = validate_document(obj, str(path), lineno)
+            doc_problems = validate_document(obj, str(path), lineno, scheme=scheme)
             doc_id = str(obj.get("id"))
             if doc_id in first_seen:
                 doc_problems.append(Problem(str(path), lineno, doc_id, None, f"duplicate document id (first at {first_seen[doc_id]})"))

@@ -19,12 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from . import schema
 from .corpus import Document
+from .schema import POLITICAL, Scheme
 from .text import NormalizedText, normalize, segment_words, split_sentences, tokenize
 
-LABELS = schema.bio_labels()
-LABEL2ID = {l: i for i, l in enumerate(LABELS)}
 IGNORE = -100
 
 
@@ -70,6 +68,8 @@ class EncodedDocument:
     windows: list[Window]
     labels: list[int] | None = None  # BIO label id per word (gold)
     gold_spans: list[tuple[int, int, str, str]] = field(default_factory=list)  # (w0, w1, type, entity id)
+    #: prefix counts of ``;`` and ``,`` words (for the relation head's list features)
+    separators: tuple[list[int], list[int]] = field(default_factory=lambda: ([0], [0]))
 
     def raw_span(self, w0: int, w1: int) -> tuple[int, int]:
         """Raw-text character span of words ``[w0, w1)``."""
@@ -153,8 +153,13 @@ def _split_words_at(words: list[list[int]], tokens, cuts: set[int]) -> list[list
     return out
 
 
-def encode_document(doc: Document, tokenizer: SubwordTokenizer, prep: Preprocessing, *, with_labels: bool = False) -> EncodedDocument:
-    """Normalise, segment, label and window one document."""
+def encode_document(doc: Document, tokenizer: SubwordTokenizer, prep: Preprocessing, *, with_labels: bool = False,
+                    scheme: Scheme = POLITICAL, exact_spans: bool = False) -> EncodedDocument:
+    """Normalise, segment, label and window one document.
+
+    With ``exact_spans`` (evaluation given gold entities) a word boundary is made at every
+    gold entity boundary whatever the segmenter, so the gold spans are used exactly as given.
+    """
     norm = normalize(doc.text, tones=prep.normalize_tones)
     text = norm.text
     tokens = tokenize(text)
@@ -165,8 +170,11 @@ def encode_document(doc: Document, tokenizer: SubwordTokenizer, prep: Preprocess
             s, t = norm.from_raw_span(e.start, e.end)
             if t > s:
                 gold_norm.append((s, t, e.type, e.id))
+        cuts = {c for s, t, _, _ in gold_norm for c in (s, t)}
         if prep.segmenter != "none":
-            groups = _split_words_at(groups, tokens, {c for s, t, _, _ in gold_norm for c in (s, t)})
+            groups = _split_words_at(groups, tokens, cuts)
+        if exact_spans:
+            tokens, groups = _cut_tokens_at(tokens, groups, cuts)
     words = [(tokens[g[0]][0], tokens[g[-1]][1]) for g in groups]
     strings = _word_strings(text, tokens, groups, prep.segmenter != "none")
     subword_ids = tokenizer.encode_words(strings)
@@ -177,7 +185,8 @@ def encode_document(doc: Document, tokenizer: SubwordTokenizer, prep: Preprocess
     labels = None
     gold_spans: list[tuple[int, int, str, str]] = []
     if with_labels:
-        labels = [LABEL2ID["O"]] * len(words)
+        label2id = {l: i for i, l in enumerate(scheme.bio_labels())}
+        labels = [label2id["O"]] * len(words)
         starts = {s: i for i, (s, _) in enumerate(words)}
         ends = {e: i for i, (_, e) in enumerate(words)}
         for s, t, etype, eid in gold_norm:
@@ -186,12 +195,43 @@ def encode_document(doc: Document, tokenizer: SubwordTokenizer, prep: Preprocess
             w1 = ends.get(t, next((i for i, (ws, we) in enumerate(words) if we >= t), None))
             if w0 is None or w1 is None:
                 continue
-            labels[w0] = LABEL2ID[f"B-{etype}"]
+            if f"B-{etype}" not in label2id:
+                raise ValueError(f"document {doc.id!r}: entity {eid} has type {etype!r}, which is not in the scheme "
+                                 f"{scheme.describe()}")
+            labels[w0] = label2id[f"B-{etype}"]
             for i in range(w0 + 1, w1 + 1):
-                labels[i] = LABEL2ID[f"I-{etype}"]
+                labels[i] = label2id[f"I-{etype}"]
             gold_spans.append((w0, w1 + 1, etype, eid))
     windows = make_windows(subword_ids, sentence_of_word, tokenizer, prep)
-    return EncodedDocument(doc, norm, words, sentence_of_word, subword_ids, windows, labels, gold_spans)
+    semis, commas = [0], [0]
+    for a, b in words:
+        w = text[a:b]
+        semis.append(semis[-1] + (w == ";"))
+        commas.append(commas[-1] + (w == ","))
+    return EncodedDocument(doc, norm, words, sentence_of_word, subword_ids, windows, labels, gold_spans, (semis, commas))
+
+
+def _cut_tokens_at(tokens, groups, cuts: set[int]):
+    """Split tokens (and the words made of them) at the given character positions."""
+    new_tokens: list[tuple[int, int]] = []
+    new_groups: list[list[int]] = []
+    for g in groups:
+        word: list[int] = []
+        for k in g:
+            a, b = tokens[k]
+            inner = sorted(c for c in cuts if a < c < b)
+            for x, y in zip([a, *inner], [*inner, b]):
+                if x > a and word:  # a cut inside a token also ends the word
+                    new_groups.append(word)
+                    word = []
+                new_tokens.append((x, y))
+                word.append(len(new_tokens) - 1)
+            if any(c == b for c in cuts) and word:
+                new_groups.append(word)
+                word = []
+        if word:
+            new_groups.append(word)
+    return new_tokens, new_groups
 
 
 def _assign_sentences(words, sentences) -> list[int]:
@@ -267,11 +307,54 @@ def make_windows(subword_ids: list[list[int]], sentence_of_word: list[int], toke
 # --------------------------------------------------------------------------- relation candidates
 
 
-def candidate_pairs(spans: Sequence[tuple[int, int, str]], sentence_of_word: Sequence[int]) -> list[tuple[int, int]]:
+#: bucket upper bounds of the relation head's list features (see :func:`pair_features`)
+DISTANCE_BUCKETS = (0, 1, 2, 3, 5, 8, 12, 20, 35)
+COUNT_BUCKETS = (0, 1, 2, 4)
+FEATURE_SIZES = (len(DISTANCE_BUCKETS) + 1, len(COUNT_BUCKETS) + 1, 3, 3, 3, 4, 2, 2)
+
+
+def _bucket(value: int, bounds: Sequence[int]) -> int:
+    return next((k for k, b in enumerate(bounds) if value <= b), len(bounds))
+
+
+def candidate_pairs(spans: Sequence[tuple[int, int, str]], sentence_of_word: Sequence[int],
+                    scheme: Scheme = POLITICAL) -> list[tuple[int, int]]:
     """Index pairs (head, tail) of entities in one sentence whose types some relation allows."""
+    allowed = scheme.candidate_pairs
     pairs = []
     for i, (a0, _, at) in enumerate(spans):
         for j, (b0, _, bt) in enumerate(spans):
-            if i != j and (at, bt) in schema.CANDIDATE_PAIRS and sentence_of_word[a0] == sentence_of_word[b0]:
+            if i != j and (at, bt) in allowed and sentence_of_word[a0] == sentence_of_word[b0]:
                 pairs.append((i, j))
     return pairs
+
+
+def pair_features(spans: Sequence[tuple[int, int, str]], i: int, j: int, separators: tuple[list[int], list[int]]) -> list[int]:
+    """What tells a pair in a list apart: how far, and what stands between the two mentions.
+
+    Bucketed: words between; entities between; entities of the head's type and of the
+    tail's type between; ``;`` and ``,`` between; whether the tail is the nearest mention of
+    its type to the head, and the head the nearest of its type to the tail. "A, Bí thư X;
+    B, Chủ tịch Y" — B's title is far from A, with a ``;`` and another PER between.
+
+    >>> spans = [(0, 1, "PER"), (2, 3, "POS"), (4, 5, "PER"), (6, 7, "POS")]   # A , t1 ; B , t2
+    >>> seps = ([0, 0, 0, 0, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1, 2, 2])
+    >>> pair_features(spans, 0, 1, seps), pair_features(spans, 0, 3, seps)
+    ([1, 0, 0, 0, 0, 1, 1, 1], [4, 2, 1, 1, 1, 2, 0, 0])
+    """
+    (a0, a1, at), (b0, b1, bt) = spans[i], spans[j]
+    lo, hi = (a1, b0) if a0 < b0 else (b1, a0)
+    between = [s for s in spans if s[0] >= lo and s[1] <= hi]
+    semis, commas = separators
+    gap = max(0, hi - lo)
+    hi_c = min(hi, len(semis) - 1)
+    lo_c = min(lo, hi_c)
+
+    def nearest(x0: int, ytype: str, y0: int) -> int:
+        dist = abs(y0 - x0)
+        return int(not any(s[2] == ytype and s[0] != y0 and abs(s[0] - x0) < dist for s in spans))
+
+    return [_bucket(gap, DISTANCE_BUCKETS), _bucket(len(between), COUNT_BUCKETS),
+            min(2, sum(s[2] == at for s in between)), min(2, sum(s[2] == bt for s in between)),
+            min(2, semis[hi_c] - semis[lo_c]), min(3, commas[hi_c] - commas[lo_c]),
+            nearest(a0, bt, b0), nearest(b0, at, a0)]

@@ -106,14 +106,14 @@ def evaluate_documents(gold: Sequence[Document], pred: Sequence[Document],
 
 
 def _char_tags(doc: Document) -> list[str]:
-    """IOB2 tags on whitespace tokens of the raw text (what seqeval scores)."""
+    """IOB2 tags on the document's words: a CoNLL file's own tokens (``meta["tokens"]``), else white-space tokens."""
     import re
 
     tags = []
     ents = sorted(doc.entities, key=lambda e: e.start)
     first = 0  # every entity before ``first`` ends before the current token: one sweep, linear for flat entities
-    for m in re.finditer(r"\S+", doc.text):
-        s, e = m.span()
+    tokens = doc.meta.get("tokens") or [m.span() for m in re.finditer(r"\S+", doc.text)]
+    for s, e in tokens:
         while first < len(ents) and ents[first].end <= s:
             first += 1
         tag = "O"
@@ -169,6 +169,8 @@ def headline(report: dict[str, Any]) -> dict[str, float]:
            "roles_f1": report["roles"]["f1"]}
     if "relations_given_gold" in report:
         out["relation_given_gold_f1"] = report["relations_given_gold"]["micro"]["f1"]
+    if report.get("entities_seqeval"):
+        out["word_f1"] = report["entities_seqeval"]["micro avg"]["f1-score"]
     return out
 
 
@@ -186,6 +188,10 @@ def to_markdown(report: dict[str, Any], title: str = "Evaluation") -> str:
     if "relations_given_gold" in report:
         table("Relations, given gold entities", report["relations_given_gold"])
     table("Roles (PER, POS, ORG)", {"micro": report["roles"]})
+    if report.get("entities_seqeval"):
+        sq = report["entities_seqeval"]["micro avg"]
+        lines += ["## Entities, word level (seqeval, strict IOB2: the number NER papers report)", "",
+                  f"P {sq['precision']:.4f}, R {sq['recall']:.4f}, F1 {sq['f1-score']:.4f}", ""]
     errors = report.get("errors", {})
     if errors:
         lines.append("## Worst errors")

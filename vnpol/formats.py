@@ -111,84 +111,96 @@ def read_brat(folder: str | Path) -> list[Document]:
 
 # --------------------------------------------------------------------------- CoNLL BIO (import)
 
-#: Tags of public Vietnamese NER sets (VLSP) mapped onto the scheme; others become O.
-CONLL_TYPE_MAP = {"PER": "PER", "PERSON": "PER", "ORG": "ORG", "ORGANIZATION": "ORG", "LOC": "LOC", "LOCATION": "LOC", "GPE": "LOC",
-                  "POS": "POS", "DATE": "DATE", "DOC": "DOC", "EVENT": "EVENT"}
+
+class ConllError(ValueError):
+    """A malformed line of a CoNLL file: names the file, the line and what was expected."""
+
+
+#: tag prefixes accepted: IOB1/IOB2 (B, I), BIOES (E, S) and BILOU (L, U)
+_PREFIXES = {"B": "begin", "I": "inside", "E": "end", "L": "end", "S": "single", "U": "single"}
 
 
 def read_conll(path: str | Path, *, sentences_per_document: int = 50, type_map: dict[str, str] | None = None) -> list[Document]:
-    """Read a BIO file into entity-only documents (``meta["entity_only"] = True``: no relation is learnt from them).
+    """Read a CoNLL NER file into entity-only documents (``meta["entity_only"] = True``: no relation is learnt from them).
 
-    Tokens may be word-segmented (``Bộ_Chính_trị``; underscores become spaces)
-    or syllables. ``-DOCSTART-`` lines start a new document; otherwise every
-    ``sentences_per_document`` sentences make one.
+    Every tag is kept as its own entity type (``type_map`` renames some, e.g. ``{"PERSON": "PER"}``).
+    IOB1, IOB2, BIOES and BILOU are read alike. One token per line, the tag in the last column
+    (extra columns, as in VLSP, are ignored); tokens may be word-segmented (``Bộ_Chính_trị``:
+    underscores become spaces) or syllables. ``-DOCSTART-`` lines start a new document;
+    otherwise every ``sentences_per_document`` sentences make one.
     """
-    type_map = CONLL_TYPE_MAP if type_map is None else type_map
+    type_map = type_map or {}
     path = Path(path)
     docs: list[Document] = []
-    sentences: list[list[tuple[str, str]]] = []
-    current: list[tuple[str, str]] = []
+    sentences: list[list[tuple[str, str, str]]] = []
+    current: list[tuple[str, str, str]] = []
+
+    def end_sentence() -> None:
+        if current:
+            sentences.append(list(current))
+            current.clear()
 
     def flush_doc() -> None:
+        end_sentence()
         if sentences:
-            docs.append(_conll_document(f"{path.stem}-{len(docs) + 1}", sentences, type_map))
+            docs.append(_conll_document(f"{path.stem}-{len(docs) + 1}", sentences))
             sentences.clear()
 
     for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if line.startswith("-DOCSTART-"):
-            if current:
-                sentences.append(current)
-                current = []
             flush_doc()
-            continue
-        if not line.strip():
-            if current:
-                sentences.append(current)
-                current = []
-                if len(sentences) >= sentences_per_document:
-                    flush_doc()
-            continue
-        cols = line.split()
-        if len(cols) < 2:
-            raise ValueError(f"{path}:{lineno}: expected 'token ... TAG', got {line!r}")
-        current.append((cols[0].replace("_", " "), cols[-1]))
-    if current:
-        sentences.append(current)
+        elif not line.strip():
+            end_sentence()
+            if len(sentences) >= sentences_per_document:
+                flush_doc()
+        else:
+            current.append(_conll_token(line, path, lineno, type_map))
     flush_doc()
     return docs
 
 
-def _conll_document(doc_id: str, sentences: list[list[tuple[str, str]]], type_map: dict[str, str]) -> Document:
+def _conll_token(line: str, path: Path, lineno: int, type_map: dict[str, str]) -> tuple[str, str, str]:
+    cols = line.split()
+    if len(cols) < 2:
+        raise ConllError(f"{path}:{lineno}: expected 'token ... TAG' (white-space separated), got {line!r}")
+    tag = cols[-1]
+    if tag == "O":
+        return cols[0].replace("_", " "), "O", ""
+    prefix, sep, etype = tag.partition("-")
+    if not sep or prefix.upper() not in _PREFIXES or not etype:
+        raise ConllError(f"{path}:{lineno}: tag {tag!r} is not O or B-/I-/E-/S-<TYPE> (IOB1, IOB2, BIOES); line {line!r}")
+    return cols[0].replace("_", " "), _PREFIXES[prefix.upper()], type_map.get(etype, etype)
+
+
+def _conll_document(doc_id: str, sentences: list[list[tuple[str, str, str]]]) -> Document:
     text_parts: list[str] = []
-    entities: list[Entity] = []
+    spans: list[list] = []
+    tokens: list[list[int]] = []  # the file's own tokens: word-level metrics score on these
     pos = 0
     for s_i, sent in enumerate(sentences):
         if s_i:
             text_parts.append("\n")
             pos += 1
         open_ent: list | None = None
-        for t_i, (token, tag) in enumerate(sent):
+        for t_i, (token, kind, etype) in enumerate(sent):
             if t_i:
                 text_parts.append(" ")
                 pos += 1
-            prefix, _, etype = tag.partition("-")
-            etype = type_map.get(etype, "") if etype else ""
-            starts = prefix == "B" or (prefix == "I" and (open_ent is None or open_ent[2] != etype))
-            if open_ent and (prefix == "O" or starts or not etype):
-                entities.append(Entity(f"T{len(entities) + 1}", open_ent[0], open_ent[1], open_ent[2], ""))
-                open_ent = None
-            if etype and starts:
-                open_ent = [pos, pos + len(token), etype]
-            elif etype and open_ent:
+            continues = open_ent is not None and open_ent[2] == etype and kind in ("inside", "end")
+            if continues:
                 open_ent[1] = pos + len(token)
+            else:
+                open_ent = [pos, pos + len(token), etype] if kind != "O" else None
+                if open_ent:
+                    spans.append(open_ent)
+            if kind in ("end", "single"):
+                open_ent = None
             text_parts.append(token)
+            tokens.append([pos, pos + len(token)])
             pos += len(token)
-        if open_ent:
-            entities.append(Entity(f"T{len(entities) + 1}", open_ent[0], open_ent[1], open_ent[2], ""))
     text = "".join(text_parts)
-    for e in entities:
-        e.text = text[e.start:e.end]
-    return Document(doc_id, text, entities, [], {"source": "conll", "entity_only": True})
+    entities = [Entity(f"T{k + 1}", a, b, t, text[a:b]) for k, (a, b, t) in enumerate(spans)]
+    return Document(doc_id, text, entities, [], {"source": "conll", "entity_only": True, "tokens": tokens})
 
 
 # --------------------------------------------------------------------------- dispatch

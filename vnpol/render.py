@@ -4,10 +4,8 @@ from __future__ import annotations
 import html
 from typing import Sequence
 
-from . import schema
 from .corpus import Document
-
-COLORS = {"PER": "#f4a9a8", "ORG": "#a8c8f4", "LOC": "#b5e3b0", "POS": "#f7d38a", "DATE": "#d8c2f0", "DOC": "#f2b8de", "EVENT": "#9fe0dc"}
+from .schema import POLITICAL, Scheme
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;max-width:70em;color:#222;line-height:1.9}
@@ -21,25 +19,25 @@ th{background:#f3f3f3}.rel a{text-decoration:none;color:inherit}.arrow{color:#88
 """
 
 
-def _entity_label(doc: Document, eid: str) -> str:
+def _entity_label(doc: Document, eid: str, scheme: Scheme) -> str:
     e = doc.entity(eid)
-    return f'<a href="#{html.escape(doc.id)}-{html.escape(e.id)}"><mark style="background:{COLORS.get(e.type, "#ddd")}">{html.escape(e.text)}</mark></a>'
+    return f'<a href="#{html.escape(doc.id)}-{html.escape(e.id)}"><mark style="background:{scheme.color(e.type)}">{html.escape(e.text)}</mark></a>'
 
 
-def render_document(doc: Document) -> str:
-    """One article as an HTML fragment."""
+def render_document(doc: Document, scheme: Scheme = POLITICAL) -> str:
+    """One article as an HTML fragment, coloured by the scheme's entity colours."""
     esc = html.escape
     parts, cursor = [], 0
     for e in sorted(doc.entities, key=lambda e: e.start):
         parts.append(esc(doc.text[cursor:e.start]))
         score = f" ({e.score:.2f})" if e.score is not None else ""
-        parts.append(f'<mark id="{esc(doc.id)}-{esc(e.id)}" class="ent ent-{e.type}" style="background:{COLORS.get(e.type, "#ddd")}" '
+        parts.append(f'<mark id="{esc(doc.id)}-{esc(e.id)}" class="ent ent-{e.type}" style="background:{scheme.color(e.type)}" '
                      f'title="{e.type}{score}">{esc(e.text)}<span class="t">{e.type}</span></mark>')
         cursor = e.end
     parts.append(esc(doc.text[cursor:]))
     rels = "".join(
-        f'<tr class="rel"><td>{_entity_label(doc, r.head)}</td><td><span class="arrow">—{esc(r.type)}→</span></td>'
-        f'<td>{_entity_label(doc, r.tail)}</td><td>{"" if r.score is None else f"{r.score:.2f}"}</td></tr>'
+        f'<tr class="rel"><td>{_entity_label(doc, r.head, scheme)}</td><td><span class="arrow">—{esc(r.type)}→</span></td>'
+        f'<td>{_entity_label(doc, r.tail, scheme)}</td><td>{"" if r.score is None else f"{r.score:.2f}"}</td></tr>'
         for r in doc.relations)
     roles = "".join(f"<tr><td>{esc(a)}</td><td>{esc(b)}</td><td>{esc(c)}</td></tr>" for a, b, c in (r.as_tuple() for r in doc.roles))
     return (f'<article><h2>{esc(doc.id)}</h2><div class="doc">{"".join(parts)}</div>'
@@ -47,9 +45,9 @@ def render_document(doc: Document) -> str:
             f"<h3>Roles ({len(doc.roles)})</h3><table><tr><th>person</th><th>position</th><th>organisation</th></tr>{roles}</table></article>")
 
 
-def render_html(docs: Sequence[Document], title: str = "vnpol") -> str:
-    """A complete page for one or more documents, with a legend of entity types."""
-    legend = "".join(f'<span style="background:{COLORS[t]}">{t}</span>' for t in schema.ENTITY_TYPES)
-    body = "\n".join(render_document(d) for d in docs)
+def render_html(docs: Sequence[Document], title: str = "vnpol", scheme: Scheme = POLITICAL) -> str:
+    """A complete page for one or more documents, with a legend of the scheme's entity types."""
+    legend = "".join(f'<span style="background:{scheme.color(t)}">{t}</span>' for t in scheme.entity_types)
+    body = "\n".join(render_document(d, scheme) for d in docs)
     return (f'<!doctype html><html lang="vi"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_CSS}</style></head>'
             f'<body><h1>{html.escape(title)}</h1><div class="legend">{legend}</div>{body}</body></html>')

@@ -4,11 +4,13 @@ Everything the model sees is *normalised* text (NFC, one tone-mark style,
 plain spaces), but every offset vnpol returns or consumes refers to the
 user's *raw* text. :class:`NormalizedText` keeps the map between the two.
 
->>> n = normalize("Thủ tướng ông Nguyễn Xuân Phúc tiếp Đại sứ Nhật Bản, uỷ viên")
+>>> raw = "Thủ tướng tiếp Đại sứ Nhật Bản, uỷ viên"
+>>> n = normalize(raw)
 >>> n.text[-7:]
 'ủy viên'
->>> n.to_raw_span(len(n.text) - 7, len(n.text) - 4)
-(55, 58)
+>>> start, end = n.to_raw_span(len(n.text) - 7, len(n.text) - 5)
+>>> (start, end), raw[start:end]
+((32, 34), 'uỷ')
 """
 from __future__ import annotations
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import shutil
 import time
@@ -28,10 +27,14 @@ import torch
 from . import encoders
 from .config import Config, load_config
 from .corpus import CorpusError, Document, load_and_validate
-from .encoding import IGNORE, EncodedDocument, Preprocessing, SubwordTokenizer, candidate_pairs, encode_document
+from .encoding import Preprocessing, SubwordTokenizer, encode_document
+from .batches import Example, collate, joint_loss, window_examples
+from .checkpoints import atomic_dir, latest_checkpoint, load_optimizer, plot_curves, save_optimizer
 from .evaluation import evaluate_model, headline, write_report
-from .model import REL2ID, TYPE2ID, JointModel, build_encoder, freeze_embeddings, resolve_precision, save
-from .predict import Extractor
+from .inference import Extractor
+from .model import JointModel, build_encoder, freeze_embeddings, resolve_precision
+from .saving import save
+from .schema import Scheme, resolve as resolve_scheme
 
 log = logging.getLogger("vnpol.training")
 
@@ -42,18 +45,29 @@ log = logging.getLogger("vnpol.training")
 CONLL_SUFFIXES = (".conll", ".bio", ".iob")
 
 
-def load_corpus(paths: list[str], what: str) -> list[Document]:
-    """Read and validate corpus files (JSON Lines, or CoNLL BIO for entity-only data); refuse to continue on any problem."""
+def read_corpus(paths: list[str]) -> list[Document]:
+    """Read corpus files without checking them (JSON Lines, or CoNLL BIO for entity-only data)."""
+    from .corpus import read_jsonl
+    from .formats import read_conll
+
+    docs: list[Document] = []
+    for p in paths:
+        docs.extend(read_conll(p) if str(p).endswith(CONLL_SUFFIXES) else read_jsonl(p, validate=False))
+    return docs
+
+
+def load_corpus(paths: list[str], what: str, scheme: Scheme | None = None) -> list[Document]:
+    """Read and validate corpus files against ``scheme``; refuse to continue on any problem."""
     if not paths:
         return []
     from .corpus import validate_document
     from .formats import read_conll
 
     conll = [p for p in paths if str(p).endswith(CONLL_SUFFIXES)]
-    docs, problems = load_and_validate([p for p in paths if p not in conll])
+    docs, problems = load_and_validate([p for p in paths if p not in conll], scheme=scheme)
     for path in conll:
         for doc in read_conll(path):
-            found = validate_document(doc.to_dict(), str(path))
+            found = validate_document(doc.to_dict(), str(path), scheme=scheme)
             problems.extend(found)
             if not found:
                 docs.append(doc)
@@ -62,70 +76,6 @@ def load_corpus(paths: list[str], what: str) -> list[Document]:
     if not docs:
         raise ValueError(f"{what} data {paths} holds no documents")
     return docs
-
-
-@dataclass
-class Example:
-    """One window with its word labels and relation pairs, ready to batch."""
-
-    input_ids: list[int]
-    word_pos: list[int]
-    word_labels: list[int]
-    pairs: list[list[int]]  # head start, head end, tail start, tail end, head type, tail type, label
-
-
-def window_examples(enc: EncodedDocument) -> list[Example]:
-    assert enc.labels is not None
-    gold_rel: dict[tuple[str, str], str] = {}
-    for r in enc.doc.relations:
-        gold_rel.setdefault((r.head, r.tail), r.type)
-    relations_annotated = not enc.doc.meta.get("entity_only", False)
-    out = []
-    for w in enc.windows:
-        pos = [w.first_subword[i - w.word_start] for i in range(w.own_start, w.own_end)]
-        labels = [enc.labels[i] for i in range(w.own_start, w.own_end)]
-        spans = w.owned_spans(enc.gold_spans)
-        pairs = []
-        for a, b in candidate_pairs([(s[0], s[1], s[2]) for s in spans], enc.sentence_of_word) if relations_annotated else []:
-            (h0, h1, ht, hid), (t0, t1, tt, tid) = spans[a], spans[b]
-            label = gold_rel.get((hid, tid), "NONE")
-            pairs.append([*w.span_positions(h0, h1), *w.span_positions(t0, t1), TYPE2ID[ht], TYPE2ID[tt], REL2ID[label]])
-        out.append(Example(w.input_ids, pos, labels, pairs))
-    return out
-
-
-def collate(batch: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
-    width = max(len(e.input_ids) for e in batch)
-    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    word_index, labels, pairs = [], [], []
-    for r, e in enumerate(batch):
-        ids[r, : len(e.input_ids)] = torch.tensor(e.input_ids)
-        mask[r, : len(e.input_ids)] = 1
-        word_index.extend([r, p] for p in e.word_pos)
-        labels.extend(e.word_labels)
-        pairs.extend([r, *p[:6], p[6]] for p in e.pairs)
-    return {
-        "input_ids": ids,
-        "attention_mask": mask,
-        "word_index": torch.tensor(word_index, dtype=torch.long).reshape(-1, 2),
-        "word_labels": torch.tensor(labels, dtype=torch.long),
-        "pairs": torch.tensor(pairs, dtype=torch.long).reshape(-1, 8),
-    }
-
-
-def joint_loss(model: JointModel, batch: dict[str, torch.Tensor], relation_weight: float) -> tuple[torch.Tensor, float, float]:
-    hidden = model.encode(batch["input_ids"], batch["attention_mask"])
-    tag_logits = model.tag_logits(hidden, batch["word_index"])
-    tag_loss = torch.nn.functional.cross_entropy(tag_logits.float(), batch["word_labels"], ignore_index=IGNORE)
-    pairs = batch["pairs"]
-    if pairs.numel():
-        labels = pairs[:, 7]
-        rel_logits = model.relation_logits(hidden, pairs).float()
-        rel_loss = torch.nn.functional.cross_entropy(rel_logits, labels)
-    else:
-        rel_loss = tag_loss.new_zeros(())
-    return tag_loss + relation_weight * rel_loss, float(tag_loss.detach()), float(rel_loss.detach())
 
 
 # --------------------------------------------------------------------------- encoder and tokenizer
@@ -191,56 +141,6 @@ def preprocessing_of(cfg: Config) -> Preprocessing:
     return Preprocessing(normalize_tones=p.normalize_tones, segmenter=p.segmenter, max_length=p.max_length, context=p.context)
 
 
-# --------------------------------------------------------------------------- checkpoints (no pickle)
-
-
-def _save_optimizer(optimizer: torch.optim.Optimizer, path: Path) -> None:
-    from safetensors.torch import save_file
-
-    state = optimizer.state_dict()
-    tensors, scalars = {}, {}
-    for idx, st in state["state"].items():
-        for k, v in st.items():
-            if torch.is_tensor(v):
-                tensors[f"{idx}.{k}"] = v.detach().cpu().contiguous()
-            else:
-                scalars[f"{idx}.{k}"] = v
-    save_file(tensors, str(path / "optimizer.safetensors"))
-    (path / "optimizer.json").write_text(json.dumps({"param_groups": state["param_groups"], "scalars": scalars}), encoding="utf-8")
-
-
-def _load_optimizer(optimizer: torch.optim.Optimizer, path: Path) -> None:
-    from safetensors.torch import load_file
-
-    tensors = load_file(str(path / "optimizer.safetensors"))
-    meta = json.loads((path / "optimizer.json").read_text(encoding="utf-8"))
-    state: dict[int, dict[str, Any]] = {}
-    for key, v in list(tensors.items()) + list(meta["scalars"].items()):
-        idx, name = key.split(".", 1)
-        state.setdefault(int(idx), {})[name] = v
-    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-
-
-def _atomic_dir(final: Path, write) -> None:
-    """Call ``write(tmp_dir)`` then move it into place; the old ``final`` survives any crash before the rename."""
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    write(tmp)
-    old = final.with_name(f".{final.name}.old-{os.getpid()}")
-    if final.exists():
-        final.rename(old)
-    tmp.rename(final)
-    if old.exists():
-        shutil.rmtree(old)
-
-
-def latest_checkpoint(work: Path) -> Path | None:
-    ckpts = sorted((work / "checkpoints").glob("epoch-*"), key=lambda p: int(p.name.split("-")[1]))
-    complete = [p for p in ckpts if (p / "trainer_state.json").exists()]
-    return complete[-1] if complete else None
-
-
 # --------------------------------------------------------------------------- the loop
 
 
@@ -250,56 +150,71 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def train(cfg: Config, output: str | Path, *, resume: bool = False, say=print) -> dict[str, Any]:
-    """Train, select on dev, save the best model to ``output`` and evaluate it on test."""
-    from accelerate import Accelerator
-    from tqdm.auto import tqdm
-    from transformers import get_linear_schedule_with_warmup
+@dataclass
+class Corpus:
+    train: list[Document]
+    dev: list[Document]
+    test: list[Document]
+    scheme: Scheme
+    leaked: list[str]  # test documents whose text is also in the training data
 
-    output = Path(output)
-    work = output.with_name(output.name + ".work")
 
-    # 1. data (refuse to start on any corpus problem)
-    train_docs = load_corpus(cfg.data.train, "training")
+def prepare_data(cfg: Config, say=print) -> Corpus:
+    """Step 1: the scheme (``auto``: from the training data), and the corpus validated against it."""
+    spec = cfg.scheme
+    if spec == "auto":
+        scheme = resolve_scheme("auto", read_corpus(cfg.data.train))
+        say(f"vnpol: scheme auto: {scheme.describe()}")
+    else:
+        scheme = resolve_scheme(spec)
+    train_docs = load_corpus(cfg.data.train, "training", scheme)
     if cfg.data.limit_train:
         train_docs = train_docs[: cfg.data.limit_train]
-    dev_docs = load_corpus(cfg.data.dev, "development")
-    test_docs = load_corpus(cfg.data.test, "test")
-    train_texts = {d.text for d in train_docs}
-    leaked = [d.id for d in test_docs if d.text in train_texts]
+    dev_docs = load_corpus(cfg.data.dev, "development", scheme)
+    test_docs = load_corpus(cfg.data.test, "test", scheme)
+    texts = {d.text for d in train_docs}
     say(f"vnpol: {len(train_docs)} training, {len(dev_docs)} dev, {len(test_docs)} test documents")
+    return Corpus(train_docs, dev_docs, test_docs, scheme, [d.id for d in test_docs if d.text in texts])
 
-    # 2. encoder, tokenizer, model
+
+def build_model(cfg: Config, corpus: Corpus, say=print):
+    """Step 2: encoder (with its offline fallback), tokenizer and heads; returns (cfg used, model, tokenizer, name)."""
     set_seed(cfg.training.seed)  # a randomly initialised encoder (tiny config) must be reproducible too
-    cfg, encoder, hf_tokenizer, encoder_name = resolve_encoder(cfg, [d.text for d in train_docs], say=say)
-    t = cfg.training  # after resolution: a fallback recipe brings its own training settings
-    if t.num_threads:
-        torch.set_num_threads(t.num_threads)
-    prep = preprocessing_of(cfg)
-    tokenizer = SubwordTokenizer(hf_tokenizer)
-    set_seed(t.seed)  # the heads' initialisation must not depend on what loading the encoder consumed
-    model = JointModel(encoder, dropout=cfg.model.dropout, relation_hidden=cfg.model.relation_hidden, type_dim=cfg.model.type_dim)
-    if cfg.model.freeze_embeddings:
+    cfg, encoder, hf_tokenizer, encoder_name = resolve_encoder(cfg, [d.text for d in corpus.train], say=say)
+    if cfg.training.num_threads:
+        torch.set_num_threads(cfg.training.num_threads)
+    set_seed(cfg.training.seed)  # the heads' initialisation must not depend on what loading the encoder consumed
+    m = cfg.model
+    model = JointModel(encoder, corpus.scheme, dropout=m.dropout, relation_hidden=m.relation_hidden, type_dim=m.type_dim,
+                       relation_features=m.relation_features)
+    if m.freeze_embeddings:
         freeze_embeddings(model)
+    return cfg, model, hf_tokenizer, encoder_name
 
-    examples = [ex for d in train_docs for ex in window_examples(encode_document(d, tokenizer, prep, with_labels=True))]
-    say(f"vnpol: {len(examples)} training windows of at most {prep.max_length} positions")
 
-    mp = t.mixed_precision
-    if mp == "auto":
-        mp = {"fp16": "fp16", "bf16": "bf16"}.get(resolve_precision("auto", torch.device("cuda" if torch.cuda.is_available() else "cpu")), "no")
-    accelerator = Accelerator(mixed_precision=mp, gradient_accumulation_steps=t.gradient_accumulation_steps, cpu=not torch.cuda.is_available())
+def _mixed_precision(setting: str) -> str:
+    if setting != "auto":
+        return setting
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return {"fp16": "fp16", "bf16": "bf16"}.get(resolve_precision("auto", device), "no")
 
-    head_params = [p for n, p in model.named_parameters() if not n.startswith("encoder.") and p.requires_grad]
-    enc_params = [p for n, p in model.named_parameters() if n.startswith("encoder.") and p.requires_grad]
+
+def make_optimizer(model: JointModel, t, n_examples: int, processes: int):
+    """Step 3: AdamW with one learning rate for the encoder and one for the heads, linear warm-up and decay."""
+    from transformers import get_linear_schedule_with_warmup
+
+    head = [p for n, p in model.named_parameters() if not n.startswith("encoder.") and p.requires_grad]
+    enc = [p for n, p in model.named_parameters() if n.startswith("encoder.") and p.requires_grad]
     optimizer = torch.optim.AdamW([
-        {"params": enc_params, "lr": t.learning_rate, "weight_decay": t.weight_decay},
-        {"params": head_params, "lr": t.head_learning_rate, "weight_decay": 0.0},
+        {"params": enc, "lr": t.learning_rate, "weight_decay": t.weight_decay},
+        {"params": head, "lr": t.head_learning_rate, "weight_decay": 0.0},
     ])
-    steps_per_epoch = max(1, -(-len(examples) // (t.batch_size * t.gradient_accumulation_steps * accelerator.num_processes)))
-    total_steps = steps_per_epoch * t.epochs
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(t.warmup_ratio * total_steps), total_steps)
+    steps_per_epoch = max(1, -(-n_examples // (t.batch_size * t.gradient_accumulation_steps * processes)))
+    total = steps_per_epoch * t.epochs
+    return optimizer, get_linear_schedule_with_warmup(optimizer, int(t.warmup_ratio * total), total)
 
+
+def _resume_state(model, optimizer, scheduler, work: Path, resume: bool, say) -> dict[str, Any]:
     state: dict[str, Any] = {"epoch": 0, "global_step": 0, "best_score": None, "best_epoch": 0, "bad_epochs": 0}
     if resume:
         ckpt = latest_checkpoint(work)
@@ -309,7 +224,7 @@ def train(cfg: Config, output: str | Path, *, resume: bool = False, say=print) -
             from safetensors.torch import load_file
 
             model.load_state_dict(load_file(str(ckpt / "model.safetensors")))
-            _load_optimizer(optimizer, ckpt)
+            load_optimizer(optimizer, ckpt)
             state = json.loads((ckpt / "trainer_state.json").read_text(encoding="utf-8"))
             for _ in range(state["global_step"]):
                 scheduler.step()
@@ -317,141 +232,187 @@ def train(cfg: Config, output: str | Path, *, resume: bool = False, say=print) -
     elif work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
+    return state
 
-    model, optimizer = accelerator.prepare(model, optimizer)
-    metrics_log = work / "metrics.jsonl"
-    started = time.time()
 
-    def save_model(tmp: Path, extra: dict[str, Any]) -> None:
-        save(accelerator.unwrap_model(model), hf_tokenizer, prep, tmp, encoder_name=encoder_name, extra=extra)
-        (tmp / "training_config.json").write_text(json.dumps(cfg.to_dict(), ensure_ascii=False, indent=2), encoding="utf-8")
-        if metrics_log.exists():
-            shutil.copy(metrics_log, tmp / "metrics.jsonl")
+@dataclass
+class Run:
+    """What the epoch loop needs: the prepared model, data and where to write."""
+
+    cfg: Config
+    model: Any
+    optimizer: Any
+    scheduler: Any
+    accelerator: Any
+    examples: list[Example]
+    corpus: Corpus
+    tokenizer: Any  # the Hugging Face tokenizer, saved with the model
+    prep: Preprocessing
+    encoder_name: str
+    output: Path
+    work: Path
+    precision: str
+
+    def save_model(self, tmp: Path, extra: dict[str, Any]) -> None:
+        save(self.accelerator.unwrap_model(self.model), self.tokenizer, self.prep, tmp, encoder_name=self.encoder_name, extra=extra)
+        (tmp / "training_config.json").write_text(json.dumps(self.cfg.to_dict(), ensure_ascii=False, indent=2), encoding="utf-8")
+        log = self.work / "metrics.jsonl"
+        if log.exists():
+            shutil.copy(log, tmp / "metrics.jsonl")
             plot_curves(tmp / "metrics.jsonl", tmp / "curves.png")
 
+
+def train_epoch(run: Run, epoch: int) -> dict[str, float]:
+    """Step 4a: one pass over the training windows in a seeded order (the same after ``--resume``)."""
+    from tqdm.auto import tqdm
+
+    t, acc, model = run.cfg.training, run.accelerator, run.model
+    set_seed(t.seed + epoch)
+    order = list(range(len(run.examples)))
+    random.Random(t.seed + epoch).shuffle(order)
+    pad = SubwordTokenizer(run.tokenizer).pad_id
+    loader = torch.utils.data.DataLoader([run.examples[i] for i in order], batch_size=t.batch_size, shuffle=False,
+                                         collate_fn=lambda b: collate(b, pad))
+    loader = acc.prepare_data_loader(loader)
+    model.train()
+    started, sums = time.time(), np.zeros(3)
+    bar = tqdm(loader, desc=f"epoch {epoch}/{t.epochs}", disable=not acc.is_local_main_process, leave=False)
+    for batch in bar:
+        with acc.accumulate(model):
+            loss, tag_l, rel_l = joint_loss(model, batch, t.relation_loss_weight)
+            acc.backward(loss)
+            if acc.sync_gradients:
+                acc.clip_grad_norm_(model.parameters(), t.max_grad_norm)
+            run.optimizer.step()
+            if acc.sync_gradients:
+                run.scheduler.step()
+            run.optimizer.zero_grad()
+        sums += (float(loss.detach()), tag_l, rel_l)
+        bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+    n = max(1, len(loader))
+    return {"loss": sums[0] / n, "tag_loss": sums[1] / n, "relation_loss": sums[2] / n,
+            "train_seconds": round(time.time() - started, 1), "steps": len(loader)}
+
+
+def score_on_dev(run: Run, losses: dict[str, float]) -> tuple[float, dict | None]:
+    """Step 4b: the dev score that selects the best epoch: mean of entity and relation F1."""
+    extractor = Extractor(run.accelerator.unwrap_model(run.model), run.tokenizer, run.prep, device=run.accelerator.device,
+                          precision="bf16" if run.precision == "bf16" else "fp32")  # never cast the weights being trained
+    report = evaluate_model(extractor, run.corpus.dev, given_gold=False) if run.corpus.dev else None
+    if not report:
+        return -losses["loss"], None
+    dev = headline(report)
+    return (dev["entity_f1"] + dev["relation_f1"]) / 2, dev
+
+
+def write_checkpoint(run: Run, state: dict[str, Any], epoch: int) -> None:
+    from safetensors.torch import save_file
+
+    def write(tmp: Path) -> None:
+        tmp.mkdir(parents=True)
+        weights = run.accelerator.unwrap_model(run.model).state_dict()
+        save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()}, str(tmp / "model.safetensors"))
+        save_optimizer(run.optimizer, tmp)
+        (tmp / "trainer_state.json").write_text(json.dumps(state), encoding="utf-8")
+
+    ckpt = run.work / "checkpoints" / f"epoch-{epoch}"
+    atomic_dir(ckpt, write)
+    for old in (run.work / "checkpoints").glob("epoch-*"):
+        if old != ckpt:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def run_epochs(run: Run, state: dict[str, Any], say=print) -> None:
+    """Step 4: train, score on dev, keep the best model (atomically), checkpoint every epoch, stop early."""
+    t = run.cfg.training
     for epoch in range(state["epoch"] + 1, t.epochs + 1):
         if state["bad_epochs"] >= t.early_stopping_patience:
             break
-        set_seed(t.seed + epoch)  # same order and dropout after --resume
-        order = list(range(len(examples)))
-        random.Random(t.seed + epoch).shuffle(order)
-        loader = torch.utils.data.DataLoader([examples[i] for i in order], batch_size=t.batch_size, shuffle=False,
-                                             collate_fn=lambda b: collate(b, tokenizer.pad_id))
-        loader = accelerator.prepare_data_loader(loader)
-        model.train()
-        epoch_start = time.time()
-        sums = np.zeros(3)
-        bar = tqdm(loader, desc=f"epoch {epoch}/{t.epochs}", disable=not accelerator.is_local_main_process, leave=False)
-        for batch in bar:
-            with accelerator.accumulate(model):
-                loss, tag_l, rel_l = joint_loss(model, batch, t.relation_loss_weight)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(model.parameters(), t.max_grad_norm)
-                optimizer.step()
-                if accelerator.sync_gradients:
-                    scheduler.step()
-                    state["global_step"] += 1
-                optimizer.zero_grad()
-            sums += (float(loss.detach()), tag_l, rel_l)
-            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
-        n = max(1, len(loader))
-        train_seconds = time.time() - epoch_start
-
-        extractor = Extractor(accelerator.unwrap_model(model), hf_tokenizer, prep, device=accelerator.device,
-                              precision="bf16" if mp == "bf16" else "fp32")  # never cast the weights being trained
-        dev_report = evaluate_model(extractor, dev_docs, given_gold=False) if dev_docs else None
-        dev = headline(dev_report) if dev_report else {}
-        score = (dev["entity_f1"] + dev["relation_f1"]) / 2 if dev else -float(sums[0] / n)
-        row = {"epoch": epoch, "loss": sums[0] / n, "tag_loss": sums[1] / n, "relation_loss": sums[2] / n,
-               "train_seconds": round(train_seconds, 1), **{f"dev_{k}": v for k, v in dev.items()}, "dev_score": score}
+        losses = train_epoch(run, epoch)
+        state["global_step"] += losses.pop("steps")
+        score, dev = score_on_dev(run, losses)
+        row = {"epoch": epoch, **losses, **{f"dev_{k}": v for k, v in (dev or {}).items()}, "dev_score": score}
         improved = state["best_score"] is None or score > state["best_score"]
         state.update(epoch=epoch)
         if improved:
             state.update(best_score=score, best_epoch=epoch, bad_epochs=0)
-        elif dev and state["best_score"] <= 0:
-            pass  # patience starts once the model scores on dev at all: small data needs a few epochs to get there
-        else:
+        elif not (dev and state["best_score"] <= 0):  # patience starts once the model scores on dev at all
             state["bad_epochs"] += 1
-        if accelerator.is_main_process:
-            with open(metrics_log, "a", encoding="utf-8") as fh:
+        if run.accelerator.is_main_process:
+            with open(run.work / "metrics.jsonl", "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(row) + "\n")
             say("vnpol: " + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
             if improved:
-                _atomic_dir(output, lambda tmp: save_model(tmp, {"best_epoch": epoch, "dev": dev_report and headline(dev_report)}))
-            ckpt = work / "checkpoints" / f"epoch-{epoch}"
+                atomic_dir(run.output, lambda tmp: run.save_model(tmp, {"best_epoch": epoch, "dev": dev}))
+            write_checkpoint(run, state, epoch)
+        run.accelerator.wait_for_everyone()
 
-            def write_ckpt(tmp: Path) -> None:
-                from safetensors.torch import save_file
 
-                tmp.mkdir(parents=True)
-                save_file({k: v.detach().cpu().contiguous() for k, v in accelerator.unwrap_model(model).state_dict().items()},
-                          str(tmp / "model.safetensors"))
-                _save_optimizer(optimizer, tmp)
-                (tmp / "trainer_state.json").write_text(json.dumps(state), encoding="utf-8")
+def finish(run: Run, state: dict[str, Any], started: float, say=print) -> dict[str, Any]:
+    """Step 5: thresholds chosen on dev, the best model's reports on dev and test, written into the model directory."""
+    from .inference import Extractor as _Extractor
+    from .saving import load_model
+    from .thresholds import choose_thresholds, write_threshold_report
 
-            _atomic_dir(ckpt, write_ckpt)
-            for old in (work / "checkpoints").glob("epoch-*"):
-                if old != ckpt:
-                    shutil.rmtree(old, ignore_errors=True)
-        accelerator.wait_for_everyone()
-
-    # 3. final evaluation of the best model, written into the model directory
     result: dict[str, Any] = {"best_epoch": state["best_epoch"], "dev_score": state["best_score"],
-                              "train_seconds_total": round(time.time() - started, 1), "encoder": encoder_name,
-                              "mixed_precision": mp}
-    if accelerator.is_main_process:
-        from .predict import load as load_extractor
-
-        best = load_extractor(output, device=str(accelerator.device))
-        if dev_docs:
-            rep = evaluate_model(best, dev_docs)
-            write_report(rep, output, "dev_evaluation", "Development set")
-            result["dev"] = headline(rep)
-        if test_docs and leaked:
-            say(f"vnpol: NOT evaluating on test: {len(leaked)} test document(s) were in the training data ({leaked[:3]})")
-            result["test"] = None
-        elif test_docs:
-            rep = evaluate_model(best, test_docs)
-            write_report(rep, output, "test_evaluation", "Held-out test set")
-            result["test"] = headline(rep)
-            result["test_report"] = rep
-        if metrics_log.exists():  # the full log, also the epochs after the best one
-            shutil.copy(metrics_log, output / "metrics.jsonl")
-            plot_curves(output / "metrics.jsonl", output / "curves.png")
-        meta_path = output / "vnpol.json"
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        meta["metrics"] = {k: v for k, v in result.items() if k != "test_report"}
-        meta["trained_on"] = sorted({str(p) for p in cfg.data.train})
-        meta_path.write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
-        shutil.rmtree(work, ignore_errors=True)
+                              "train_seconds_total": round(time.time() - started, 1), "encoder": run.encoder_name,
+                              "mixed_precision": run.precision}
+    corpus, output = run.corpus, run.output
+    model, tok, prep, meta = load_model(output, device=str(run.accelerator.device))
+    best = _Extractor(model, tok, prep, meta, device=run.accelerator.device)
+    if corpus.dev:
+        thresholds, curve = choose_thresholds(best, corpus.dev)
+        write_threshold_report(curve, thresholds, output)
+        best.entity_threshold, best.relation_threshold = thresholds["entity"], thresholds["relation"]
+        result["thresholds"] = thresholds
+        rep = evaluate_model(best, corpus.dev)
+        write_report(rep, output, "dev_evaluation", "Development set")
+        result["dev"] = headline(rep)
+    if corpus.test and corpus.leaked:
+        say(f"vnpol: NOT evaluating on test: {len(corpus.leaked)} test document(s) were in the training data ({corpus.leaked[:3]})")
+        result["test"] = None
+    elif corpus.test:
+        rep = evaluate_model(best, corpus.test)
+        write_report(rep, output, "test_evaluation", "Held-out test set")
+        result["test"] = headline(rep)
+        result["test_report"] = rep
+    log = run.work / "metrics.jsonl"
+    if log.exists():  # the full log, also the epochs after the best one
+        shutil.copy(log, output / "metrics.jsonl")
+        plot_curves(output / "metrics.jsonl", output / "curves.png")
+    meta_path = output / "vnpol.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta["metrics"] = {k: v for k, v in result.items() if k not in ("test_report", "thresholds")}
+    if "thresholds" in result:
+        meta["thresholds"] = result["thresholds"]
+    meta["trained_on"] = sorted({str(p) for p in run.cfg.data.train})
+    meta_path.write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
+    shutil.rmtree(run.work, ignore_errors=True)
     return result
 
 
-def plot_curves(metrics_path: Path, png: Path) -> None:
-    """Loss and dev F1 per epoch as a PNG."""
-    import matplotlib
+def train(cfg: Config, output: str | Path, *, resume: bool = False, say=print) -> dict[str, Any]:
+    """Train, select on dev, save the best model to ``output`` and evaluate it on test."""
+    from accelerate import Accelerator
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [json.loads(l) for l in metrics_path.read_text(encoding="utf-8").splitlines() if l.strip()]
-    if not rows:
-        return
-    epochs = [r["epoch"] for r in rows]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
-    a.plot(epochs, [r["loss"] for r in rows], label="total")
-    a.plot(epochs, [r["tag_loss"] for r in rows], label="entities")
-    a.plot(epochs, [r["relation_loss"] for r in rows], label="relations")
-    a.set_xlabel("epoch"); a.set_title("training loss"); a.legend()
-    for key, label in (("dev_entity_f1", "entity F1"), ("dev_relation_f1", "relation F1"), ("dev_roles_f1", "roles F1")):
-        if key in rows[0]:
-            b.plot(epochs, [r[key] for r in rows], label=label)
-    b.set_xlabel("epoch"); b.set_title("development set"); b.set_ylim(0, 1)
-    if b.lines:
-        b.legend()
-    else:
-        b.text(0.5, 0.5, "no development set", ha="center", transform=b.transAxes)
-    fig.tight_layout()
-    fig.savefig(png, dpi=90)
-    plt.close(fig)
+    output = Path(output)
+    corpus = prepare_data(cfg, say)
+    cfg, model, hf_tokenizer, encoder_name = build_model(cfg, corpus, say)
+    prep = preprocessing_of(cfg)
+    tokenizer = SubwordTokenizer(hf_tokenizer)
+    examples = [ex for d in corpus.train
+                for ex in window_examples(encode_document(d, tokenizer, prep, with_labels=True, scheme=corpus.scheme), corpus.scheme)]
+    say(f"vnpol: {len(examples)} training windows of at most {prep.max_length} positions")
+    mp = _mixed_precision(cfg.training.mixed_precision)
+    accelerator = Accelerator(mixed_precision=mp, gradient_accumulation_steps=cfg.training.gradient_accumulation_steps,
+                              cpu=not torch.cuda.is_available())
+    optimizer, scheduler = make_optimizer(model, cfg.training, len(examples), accelerator.num_processes)
+    work = output.with_name(output.name + ".work")
+    state = _resume_state(model, optimizer, scheduler, work, resume, say)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    run = Run(cfg, model, optimizer, scheduler, accelerator, examples, corpus, hf_tokenizer, prep, encoder_name, output, work, mp)
+    started = time.time()
+    run_epochs(run, state, say)
+    if not accelerator.is_main_process:
+        return {}
+    return finish(run, state, started, say)
