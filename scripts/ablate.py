@@ -38,6 +38,12 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "head-lr-3e-4": ("head learning rate 3e-4", ["training.head_learning_rate=3e-4"]),
     "context-0": ("windows of whole sentences, no context", ["preprocessing.context=0"]),
     "epochs-20": ("20 epochs, patience 4", ["training.epochs=20", "training.early_stopping_patience=4"]),
+    "features": ("relation head with list features", ["model.relation_features=true"]),
+    "features-unfrozen-lr-1.5e-4": ("list features, embeddings trainable, encoder lr 1.5e-4",
+                                    ["model.relation_features=true", "model.freeze_embeddings=false", "training.learning_rate=1.5e-4"]),
+    "features-unfrozen-lr-1.5e-4-attn-0.1": ("the above with attention dropout 0.1",
+                                             ["model.relation_features=true", "model.freeze_embeddings=false",
+                                              "training.learning_rate=1.5e-4", "model.attention_dropout=0.1"]),
 }
 
 
@@ -45,11 +51,22 @@ def run_variant(config: str, overrides: list[str]) -> dict:
     cfg = load_config(ROOT / config, overrides)
     for part in ("train", "dev", "test"):
         setattr(cfg.data, part, [str(ROOT / p) for p in getattr(cfg.data, part)])
+    from vnpol.evaluation import evaluate_model, headline
+    from vnpol.predict import load
+
     with tempfile.TemporaryDirectory() as tmp:
         started = time.time()
         result = train(cfg, Path(tmp) / "model", say=lambda *a: print(*a, flush=True))
-    return {"dev": result.get("dev"), "test": result.get("test"), "best_epoch": result["best_epoch"],
-            "train_seconds": result["train_seconds_total"], "wall_seconds": round(time.time() - started, 1)}
+        wall = round(time.time() - started, 1)
+        unconstrained = load(Path(tmp) / "model", device="cpu", constraints=False)  # the same model, no one_per decoding
+        dev_free = headline(evaluate_model(unconstrained, load_corpus_for(cfg.data.dev), given_gold=True))
+    return {"dev": result.get("dev"), "test": result.get("test"), "dev_without_one_per": dev_free,
+            "thresholds": result.get("thresholds"), "best_epoch": result["best_epoch"],
+            "train_seconds": result["train_seconds_total"], "wall_seconds": wall}
+
+
+def load_corpus_for(paths: list[str]):
+    return [d for p in paths for d in read_jsonl(p, validate=False)]
 
 
 def main() -> int:

@@ -51,7 +51,7 @@ class Extractor:
     def __init__(self, model: JointModel, tokenizer, prep: Preprocessing, meta: dict | None = None, *,
                  device: str | torch.device = "cpu", precision: str = "auto",
                  entity_threshold: float | None = None, relation_threshold: float | dict[str, float] | None = None,
-                 batch_size: int = 16):
+                 batch_size: int = 16, constraints: bool = True):
         self.device = resolve_device(device) if isinstance(device, str) else device
         self.model = model.to(self.device).eval()
         self.precision = resolve_precision(precision, self.device)
@@ -68,6 +68,8 @@ class Extractor:
         self.entity_threshold = saved.get("entity", 0.0) if entity_threshold is None else entity_threshold
         self.relation_threshold = saved.get("relation", 0.5) if relation_threshold is None else relation_threshold
         self.batch_size = batch_size
+        #: apply the scheme's one_per constraints when decoding relations (a title is held by one person)
+        self.constraints = constraints
 
     # ------------------------------------------------------------------ public API
 
@@ -180,7 +182,8 @@ class Extractor:
             probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
             by_key = {(id(p), e.id): (p, e) for p, h, t in pair_refs for e in (h, t)}
             keys = [((id(p), h.id), (id(p), t.id)) for p, h, t in pair_refs]
-            for hk, tk, rtype, score in decode_relations(probs, keys, self.relation_labels, r_thr, self.scheme.one_per):
+            for hk, tk, rtype, score in decode_relations(probs, keys, self.relation_labels, r_thr,
+                                                             self.scheme.one_per if self.constraints else None):
                 p = by_key[hk][0]
                 p.relations.append(Relation(by_key[hk][1].id, by_key[tk][1].id, rtype, score))
         for p, _ in items:
