@@ -100,3 +100,16 @@ def test_plain_nfc_text_keeps_its_offsets_and_still_gets_new_style_tones():
     n = normalize(raw)
     assert n.text == "Ông Lê Văn Thủy, Phó Chủ tịch UBND tỉnh Khánh Hòa, ủy viên Ban Thường vụ."
     assert n.to_raw_span(n.text.index("Khánh Hòa"), n.text.index("Khánh Hòa") + 9) == (raw.index("Khánh Hoà"), raw.index("Khánh Hoà") + 9)
+
+
+def test_segmenting_a_megabyte_with_underthesea_loses_nothing():
+    """The alignment walks the tokens once (it rescanned them per sentence: quadratic on long inputs)."""
+    from vnpol.text import segment_words, tokenize
+
+    sentence = "Sáng 4/9, Bộ trưởng Bộ Công an làm việc với Văn phòng Trung ương Đảng về công tác cán bộ.\n"
+    text = sentence * (1_000_000 // len(sentence) + 1)
+    tokens = tokenize(text)
+    words = segment_words(text, tokens, "underthesea")
+    assert sorted(i for w in words for i in w) == list(range(len(tokens)))
+    first = [text[tokens[w[0]][0]:tokens[w[-1]][1]] for w in words[:12]]
+    assert "Bộ trưởng" in first and "Văn phòng" in first  # multi-syllable words were really found

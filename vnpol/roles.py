@@ -80,18 +80,34 @@ def parse_date(text: str) -> dt.date | None:
     return None
 
 
+_DAY_MONTH = re.compile(r"(?<![\d/])(\d{1,2})/(\d{1,2})(?![\d/])")
+
+
 def article_date(doc: Document) -> tuple[dt.date | None, str]:
-    """(date, where it came from): the ``date`` field, else the first DATE entity that is a full date."""
+    """(date, where it came from): the ``date`` field; else the article's lead date.
+
+    A lead such as "Chiều 11/10" names day and month only: the year is that of the latest
+    full date in the text (an article reports after the dates it cites), one year later if
+    that would put the lead before it. Seed 001 opens "Chiều 11/10" and cites a directive of
+    9/3/2021: 2021-10-11. With no day/month lead, the first full date is used.
+    """
     if doc.meta.get("date"):
         d = parse_date(str(doc.meta["date"]))
         if d:
             return d, "metadata"
-    for e in sorted(doc.entities, key=lambda e: e.start):
-        if e.type == "DATE":
-            d = parse_date(e.text)
-            if d:
-                return d, "text"
-    return None, "none"
+    dates = [e.text for e in sorted(doc.entities, key=lambda e: e.start) if e.type == "DATE"]
+    full = [d for d in (parse_date(t) for t in dates) if d]
+    lead = _DAY_MONTH.search(normalize(dates[0]).text) if dates and not parse_date(dates[0]) else None
+    if lead and full:
+        latest = max(full)
+        for year in (latest.year, latest.year + 1):
+            try:
+                d = dt.date(year, int(lead.group(2)), int(lead.group(1)))
+            except ValueError:
+                break
+            if d >= latest:
+                return d, "text (year inferred)"
+    return (full[0], "text") if full else (None, "none")
 
 
 # --------------------------------------------------------------------------- within-article resolution

@@ -293,8 +293,14 @@ def segment_words(text: str, tokens: Sequence[tuple[int, int]], segmenter: str =
         return [[i] for i in range(len(tokens))]
     seg = _segmenter_function(segmenter)
     words: list[list[int]] = []
+    t = 0  # tokens are in text order: one pointer walks them once over all sentences (linear in the text)
     for sent_start, sent_end in split_sentences(text) or [(0, len(text))]:
-        idx = [i for i, (s, e) in enumerate(tokens) if s >= sent_start and e <= sent_end]
+        while t < len(tokens) and tokens[t][0] < sent_start:
+            t += 1
+        u = t
+        while u < len(tokens) and tokens[u][1] <= sent_end:
+            u += 1
+        idx, t = list(range(t, u)), u
         if not idx:
             continue
         try:
