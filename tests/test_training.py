@@ -21,9 +21,10 @@ def test_tiny_training_writes_a_complete_model_directory(tiny_model):
             "training_config.json", "dev_evaluation.md", "test_evaluation.md", "test_evaluation.json"} <= names
     assert not any(n.endswith((".bin", ".pt", ".pkl")) for n in names)
     meta = json.loads((out / "vnpol.json").read_text())
-    assert meta["encoder"] == "random" and meta["scheme"] == "vnpol-annotation-v1"
+    assert meta["encoder"] == "random" and meta["scheme"]["name"] == "vnpol-annotation-v1"
+    assert (out / "scheme.yaml").exists() and meta["thresholds"]["chosen_on"] == "development set"
     assert meta["preprocessing"]["max_length"] == 128
-    assert set(meta["metrics"]["test"]) == {"entity_f1", "relation_f1", "roles_f1", "relation_given_gold_f1"}
+    assert set(meta["metrics"]["test"]) == {"entity_f1", "relation_f1", "roles_f1", "relation_given_gold_f1", "word_f1"}
     rows = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
     assert rows[-1]["loss"] < rows[0]["loss"]  # it learns
@@ -89,7 +90,7 @@ def test_kill_minus_9_then_resume_reaches_the_same_metrics(tmp_path, seed_split)
     assert (a["dev"], a["test"], a["best_epoch"]) == (b["dev"], b["test"], b["best_epoch"])
 
 
-def test_phobert_style_slow_tokenizer_with_word_segmentation(tmp_path, seed_split, seed_docs):
+def test_phobert_style_slow_tokenizer_with_word_segmentation(tmp_path, seed_split, seed_docs, drill_doc):
     """PhoBERT's path (local directory, slow BPE tokenizer without offsets, underthesea words) on a tiny model built here."""
     from transformers import PhobertTokenizer, RobertaConfig, RobertaModel
 
@@ -106,16 +107,20 @@ def test_phobert_style_slow_tokenizer_with_word_segmentation(tmp_path, seed_spli
     RobertaModel(RobertaConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                                intermediate_size=64, max_position_embeddings=130, pad_token_id=1),
                  add_pooling_layer=False).save_pretrained(str(enc_dir))
-    cfg = tiny_config(seed_split, **{"model.encoder": str(enc_dir), "preprocessing.segmenter": "underthesea", "training.epochs": 1,
-                                     "data.dev": "[]", "data.test": "[]"})
+    from vnpol.corpus import Document, write_jsonl
+
+    drill = tmp_path / "drill.jsonl"  # the four hard cases, drilled until known: the slow-tokenizer path must give them back
+    write_jsonl([Document(f"d{i}", drill_doc.text, drill_doc.entities, drill_doc.relations) for i in range(30)], drill)
+    cfg = tiny_config(seed_split, **{"model.encoder": str(enc_dir), "preprocessing.segmenter": "underthesea", "training.epochs": 12,
+                                     "training.learning_rate": "3e-3", "training.head_learning_rate": "3e-3",
+                                     "data.train": f"[{drill}]", "data.dev": f"[{drill}]", "data.test": "[]"})
     train(cfg, tmp_path / "m", say=lambda *_: None)
     meta = json.loads((tmp_path / "m" / "vnpol.json").read_text())
     assert meta["encoder"] == str(enc_dir) and meta["preprocessing"]["segmenter"] == "underthesea"
     extractor = load(tmp_path / "m", device="cpu")
     assert type(extractor.tokenizer.hf).__name__ == "PhobertTokenizer"
-    text = "Tổng Bí thư Nguyễn Phú Trọng làm việc với Ban Tổ chức Trung ương."
-    doc = extractor.predict(text)
-    assert all(text[e.start:e.end] == e.text for e in doc.entities)
+    doc = extractor.predict(drill_doc.text)
+    assert [(e.type, e.start, e.end) for e in doc.entities] == [(e.type, e.start, e.end) for e in drill_doc.entities]
 
 
 def test_default_config_offline_falls_back_to_the_embedded_encoder(tmp_path, seed_split):
