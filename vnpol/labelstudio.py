@@ -10,7 +10,7 @@ Offsets: Label Studio's ``value.start``/``value.end`` on a ``<Text>`` object are
 character indices into ``data.text``, the same as ours, so no conversion is
 made; every region's ``value.text`` is checked against ``text[start:end]``.
 Region ids ``T1``, ``T2``... are kept; ids drawn by the tool for new regions
-become the next free ``T`` numbers.
+are numbered on after the highest ``T`` number.
 """
 from __future__ import annotations
 
@@ -208,17 +208,14 @@ def task_document(task: dict[str, Any], results: list[dict]) -> tuple[Document, 
 
 
 def _entity_ids(region_ids: Sequence[str]) -> list[str]:
-    """An entity id for each region id: ``T<n>`` ids are kept, others get the next free number."""
-    taken = {int(m.group(1)) for m in map(_TID.match, region_ids) if m}
-    out, n = [], 0
+    """An entity id for each region id: ``T<n>`` ids are kept, others are numbered on after the highest (no id is reused)."""
+    n = max((int(m.group(1)) for m in map(_TID.match, region_ids) if m), default=0)
+    out = []
     for rid in region_ids:
-        if _TID.match(rid):
-            out.append(rid)
-            continue
-        n += 1
-        while n in taken:
+        if not _TID.match(rid):
             n += 1
-        out.append(f"T{n}")
+            rid = f"T{n}"
+        out.append(rid)
     return out
 
 
