@@ -8,10 +8,7 @@ created at start-up. Skipped only when that executable is not installed.
 import copy
 import json
 import os
-import socket
-import subprocess
 import time
-import urllib.request
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -19,35 +16,13 @@ import pytest
 
 from vnpol import labelstudio as ls
 from vnpol.cli import main
-from vnpol.labelstudio_api import Client
+from vnpol.labelstudio_api import Client, local_server
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parent.parent
 EXECUTABLE = Path(os.environ.get("VNPOL_LABEL_STUDIO", ROOT / ".venv-labelstudio" / "bin" / "label-studio"))
 USER, PASSWORD, TOKEN = "annotator@vnpol.test", "vnpol-test-password", "vnpol0test0legacy0token0000000000000000"
-START_TIMEOUT = 240
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_until_up(url: str, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"label-studio exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=5) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(1)
-    pytest.fail(f"label-studio did not answer {url}/health within {START_TIMEOUT} s:\n{log.read_text(errors='replace')[-3000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -55,26 +30,10 @@ def server(tmp_path_factory):
     """(URL, legacy token) of a fresh Label Studio; stopped after the module."""
     if not EXECUTABLE.exists():
         pytest.skip(f"label-studio is not installed at {EXECUTABLE}: `make test-integration` installs it into .venv-labelstudio")
-    home = tmp_path_factory.mktemp("label-studio")
-    port = _free_port()
-    log = home / "server.log"
-    env = {**os.environ, "LABEL_STUDIO_BASE_DATA_DIR": str(home / "data"), "DJANGO_DB": "sqlite", "LOG_LEVEL": "WARNING"}
-    cmd = [str(EXECUTABLE), "start", "--data-dir", str(home / "data"), "--port", str(port), "--internal-host", "127.0.0.1",
-           "--no-browser", "--username", USER, "--password", PASSWORD, "--user-token", TOKEN, "--enable-legacy-api-token"]
     started = time.monotonic()
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=home, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_up(url, proc, log)
-        print(f"\nlabel-studio up at {url} after {time.monotonic() - started:.0f} s")
-        yield url, TOKEN
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with local_server(EXECUTABLE, tmp_path_factory.mktemp("label-studio"), user=USER, password=PASSWORD, token=TOKEN) as client:
+        print(f"\nlabel-studio {client.request('GET', '/api/version')['release']} up at {client.url} after {time.monotonic() - started:.0f} s")
+        yield client.url, TOKEN
 
 
 def _with_scores(docs):

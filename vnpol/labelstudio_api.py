@@ -8,17 +8,22 @@ The server and the key come from the environment, never from a file in the repos
   ``Bearer``) or a legacy token (sent as ``Token``).
 
 Only what the annotation loop needs: create a project with a labeling config,
-import tasks (with predictions), list tasks, add an annotation, export.
+import tasks (with predictions), list tasks, add an annotation, export; and
+:func:`local_server` to run a throw-away Label Studio for tests and screenshots.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import subprocess
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Iterator
 
 URL_ENV, KEY_ENV = "LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY"
 
@@ -142,3 +147,58 @@ class Client:
         if versions:  # pre-annotate with this model's predictions
             project = self.update_project(project["id"], model_version=versions[-1], show_collab_predictions=True)
         return project
+
+
+# --------------------------------------------------------------------------- a local server (tests, screenshots, trying it out)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def local_server(executable: str | Path, home: str | Path, *, user: str, password: str, token: str,
+                 port: int | None = None, timeout: float = 240.0) -> Iterator[Client]:
+    """Start ``label-studio`` on 127.0.0.1 (SQLite in ``home``, a user with a legacy token); a client for it; stop it after.
+
+    Raises :class:`LabelStudioError` with the end of the server's log when it exits or does not answer in time.
+    """
+    home = Path(home)
+    home.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    log = home / "server.log"
+    env = {**os.environ, "LABEL_STUDIO_BASE_DATA_DIR": str(home / "data"), "DJANGO_DB": "sqlite", "LOG_LEVEL": "WARNING"}
+    cmd = [str(executable), "start", "--data-dir", str(home / "data"), "--port", str(port), "--internal-host", "127.0.0.1",
+           "--no-browser", "--username", user, "--password", password, "--user-token", token, "--enable-legacy-api-token"]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, cwd=home, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for_health(url, proc, log, timeout)
+        yield Client(url, token)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _wait_for_health(url: str, proc: subprocess.Popen, log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise LabelStudioError(f"label-studio exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=5) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(1)
+    raise LabelStudioError(f"label-studio did not answer {url}/health within {timeout:.0f} s:\n{log.read_text(errors='replace')[-3000:]}")
