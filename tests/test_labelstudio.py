@@ -84,6 +84,9 @@ def test_the_annotation_is_chosen_never_the_prediction(seed_docs):
     assert said == ["vnpol: e.json: 1 task(s) without an annotation left out: 7 (--predictions takes their predictions)"]
     (d,) = ls.documents_from_tasks([exported(task, 7)], use_predictions=True)
     assert len(d.entities) == len(doc.entities) and d.entities[0].score is None
+    by_id = {**exported(task, 7), "predictions": [3]}  # the tool's own export names predictions by id only
+    assert ls.documents_from_tasks([by_id], "e.json", use_predictions=True, say=said.append) == []
+    assert said[-1].endswith("(the export lists their predictions by id only: export with `vnpol labelstudio pull`)")
 
 
 def test_regions_drawn_in_the_tool_are_numbered_after_the_highest_entity_id(seed_docs):

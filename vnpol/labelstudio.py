@@ -245,8 +245,10 @@ def documents_from_tasks(tasks: Iterable[dict[str, Any]], path: str = "<memory>"
         if not found:
             docs.append(doc)
     if unannotated and say:
+        hint = (" (the export lists their predictions by id only: export with `vnpol labelstudio pull`)" if use_predictions
+                else " (--predictions takes their predictions)")
         say(f"vnpol: {path}: {len(unannotated)} task(s) without an annotation left out: {', '.join(unannotated[:20])}"
-            f"{' ...' if len(unannotated) > 20 else ''}" + ("" if use_predictions else " (--predictions takes their predictions)"))
+            f"{' ...' if len(unannotated) > 20 else ''}{hint}")
     if problems:
         raise ExportError(problems)
     return docs
