@@ -6,7 +6,7 @@ STAMP := $(VENV)/.vnpol-installed
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo test chromium encoders benchmarks clean
+.PHONY: install demo test test-integration labelstudio chromium encoders benchmarks clean
 
 install: $(STAMP)
 
@@ -33,6 +33,22 @@ chromium:
 
 test: install chromium
 	$(BIN)/python -m pytest -q
+
+# Label Studio in a virtualenv of its own (its pinned dependencies would clash with ours).
+LS_VENV ?= .venv-labelstudio
+LS_STAMP := $(LS_VENV)/.installed
+labelstudio: $(LS_STAMP)
+$(LS_STAMP):
+	test -x $(LS_VENV)/bin/python || $(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/pip install -q --upgrade pip
+	$(LS_VENV)/bin/pip install -q "label-studio>=1.17"
+	touch $(LS_STAMP)
+
+# The annotation loop against a real Label Studio the test starts (SQLite, temporary data, free port).
+# Without the package (no index reachable) the test is skipped and says why.
+test-integration: install
+	$(MAKE) labelstudio || echo "warning: could not install label-studio into $(LS_VENV); the integration test will be skipped"
+	VNPOL_LABEL_STUDIO=$(abspath $(LS_VENV))/bin/label-studio $(BIN)/python -m pytest -q -m integration
 
 benchmarks: install
 	$(BIN)/python scripts/benchmark_accuracy.py

