@@ -11,8 +11,7 @@ import pytest
 from vnpol import labelstudio as ls
 from vnpol.cli import main
 from vnpol.labelstudio_api import Client, LabelStudioError
-from vnpol.render import COLORS
-from vnpol.schema import ENTITY_TYPES, RELATION_TYPES
+from vnpol.schema import POLITICAL
 
 
 def exported(task: dict, task_id: int, *annotations: dict) -> dict:
@@ -28,16 +27,17 @@ def test_config_has_every_entity_label_with_its_colour_and_every_relation():
     root = ET.fromstring(ls.label_config())
     labels = root.find("Labels")
     assert (labels.get("name"), labels.get("toName")) == ("label", "text")
-    assert [(l.get("value"), l.get("background")) for l in labels] == [(t, COLORS[t]) for t in ENTITY_TYPES]
-    assert [r.get("value") for r in root.find("Relations")] == list(RELATION_TYPES)
+    assert [(l.get("value"), l.get("background")) for l in labels] == [(t, POLITICAL.color(t)) for t in POLITICAL.entity_types]
+    assert [r.get("value") for r in root.find("Relations")] == list(POLITICAL.relation_types)
     assert root.find("Text").attrib == {"name": "text", "value": "$text"}
 
 
 def test_config_reads_the_scheme_from_the_model_directory(tmp_path, capsys):
-    (tmp_path / "vnpol.json").write_text(json.dumps({"entity_types": ["PER", "ORG"], "relation_labels": ["NONE", "MEETS"]}))
+    scheme = {"name": "mini", "entities": {"PER": "#f4a9a8", "ORG": "#123456"}, "relations": {"MEETS": [["PER", "ORG"]]}}
+    (tmp_path / "vnpol.json").write_text(json.dumps({"scheme": scheme}))
     assert main(["labelstudio", "config", "--model", str(tmp_path)]) == 0
     root = ET.fromstring(capsys.readouterr().out)
-    assert [l.get("value") for l in root.find("Labels")] == ["PER", "ORG"]
+    assert [(l.get("value"), l.get("background")) for l in root.find("Labels")] == [("PER", "#f4a9a8"), ("ORG", "#123456")]
     assert [r.get("value") for r in root.find("Relations")] == ["MEETS"]
     (tmp_path / "no-meta").mkdir()
     assert ls.scheme_from_model(tmp_path / "no-meta") == ls.scheme_from_model(None) == ls.default_scheme()

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 from xml.sax.saxutils import quoteattr
 
-from . import schema
 from .corpus import Document, Entity, Relation, validate_document
+from .schema import POLITICAL, Scheme, from_model_meta
 
 #: The names of the control tag and of the object tag in :func:`label_config`; results carry them.
 FROM_NAME, TO_NAME = "label", "text"
@@ -33,19 +33,12 @@ _TID = re.compile(r"T(\d+)$")
 # --------------------------------------------------------------------------- scheme and labeling config
 
 
-@dataclass(frozen=True)
-class Scheme:
-    entity_types: tuple[str, ...]
-    relation_types: tuple[str, ...]
-    source: str
-
-
 def default_scheme() -> Scheme:
-    return Scheme(schema.ENTITY_TYPES, schema.RELATION_TYPES, f"vnpol.schema ({schema.SCHEME_VERSION})")
+    return POLITICAL
 
 
 def scheme_from_model(model_dir: str | Path | None) -> Scheme:
-    """The entity and relation types recorded in ``MODEL/vnpol.json``; the political scheme when there is none."""
+    """The scheme recorded in ``MODEL/vnpol.json``; the political scheme when there is none."""
     if model_dir is None:
         return default_scheme()
     model_dir = Path(model_dir)
@@ -54,20 +47,15 @@ def scheme_from_model(model_dir: str | Path | None) -> Scheme:
     meta_path = model_dir / "vnpol.json"
     if not meta_path.exists():
         return default_scheme()
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    entities = tuple(meta.get("entity_types") or schema.ENTITY_TYPES)
-    relations = tuple(r for r in meta.get("relation_labels") or schema.relation_labels() if r != schema.NO_RELATION)
-    return Scheme(entities, relations, str(meta_path))
+    return from_model_meta(json.loads(meta_path.read_text(encoding="utf-8")))
 
 
 def label_config(scheme: Scheme | None = None) -> str:
     """Label Studio's labeling configuration (XML) for ``scheme``: coloured entity labels and the relation labels."""
-    from .render import COLORS
-
     scheme = scheme or default_scheme()
-    labels = "\n".join(f"    <Label value={quoteattr(t)} background={quoteattr(COLORS.get(t, '#dddddd'))}/>" for t in scheme.entity_types)
+    labels = "\n".join(f"    <Label value={quoteattr(t)} background={quoteattr(scheme.color(t))}/>" for t in scheme.entity_types)
     relations = "\n".join(f"    <Relation value={quoteattr(r)}/>" for r in scheme.relation_types)
-    return (f"<View>\n  <Header value={quoteattr('vnpol: ' + scheme.source)} size=\"6\"/>\n"
+    return (f"<View>\n  <Header value={quoteattr('vnpol: ' + scheme.name)} size=\"6\"/>\n"
             f"  <Relations>\n{relations}\n  </Relations>\n"
             f"  <Labels name=\"{FROM_NAME}\" toName=\"{TO_NAME}\">\n{labels}\n  </Labels>\n"
             f"  <Text name=\"{TO_NAME}\" value=\"$text\"/>\n</View>\n")
@@ -226,7 +214,7 @@ def from_labelstudio(task: dict[str, Any], *, use_predictions: bool = False) -> 
 
 
 def documents_from_tasks(tasks: Iterable[dict[str, Any]], path: str = "<memory>", *, use_predictions: bool = False,
-                         say: Callable[[str], None] | None = None) -> list[Document]:
+                         say: Callable[[str], None] | None = None, scheme: Scheme | None = None) -> list[Document]:
     """The annotated tasks as validated documents; raise :class:`ExportError` naming every problem.
 
     Tasks with no annotation are left out (and named through ``say``).
@@ -240,7 +228,7 @@ def documents_from_tasks(tasks: Iterable[dict[str, Any]], path: str = "<memory>"
             continue
         doc, own = task_document(task, chosen[1])
         found = [TaskProblem(path, task_id, doc.id, pos, f"{chosen[0]}: {msg}") for pos, msg in own]
-        found += [TaskProblem(path, task_id, p.doc_id, p.position, f"{chosen[0]}: {p.message}") for p in validate_document(doc.to_dict(), path)]
+        found += [TaskProblem(path, task_id, p.doc_id, p.position, f"{chosen[0]}: {p.message}") for p in validate_document(doc.to_dict(), path, scheme=scheme)]
         problems.extend(found)
         if not found:
             docs.append(doc)
