@@ -1,8 +1,12 @@
-"""Roles across a collection: who held which position at which body, and when it was reported.
+r"""Roles across a collection: who held which position at which body, and when it was reported.
 
->>> from vnpol.roles import collect                                   # doctest: +SKIP
->>> table = collect(documents)                                        # doctest: +SKIP
->>> table.roles[0].person, table.roles[0].position, table.roles[0].organisation   # doctest: +SKIP
+>>> from vnpol.corpus import parse_markup
+>>> doc = parse_markup("Ngày 4/9/2019, [[Bộ trưởng|POS|p]] [[Bộ Công an|ORG|o]] [[Tô Lâm|PER|x]] phát biểu.\n"
+...                    "=== relations\nx HAS_POSITION p\np POSITION_AT o\n", "a1")
+>>> table = collect([doc])
+>>> r = table.roles[0]
+>>> r.person, r.position, r.organisation, r.first_date
+('Tô Lâm', 'Bộ trưởng', 'Bộ Công an', '2019-09-04')
 
 Merging, each step kept explainable (every row lists the surface forms it merged):
 
