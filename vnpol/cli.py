@@ -225,10 +225,15 @@ def _documents_from(inputs: list[str], model: str | None, device: str) -> list:
 
     from .corpus import Document
     from .predict import iter_inputs, load
+    from .roles import read_shards
 
     docs, raw = [], []
     for path in inputs:
         p = Path(path)
+        shards = read_shards(p)
+        if shards is not None:
+            docs.extend(shards)
+            continue
         if p.suffix == ".jsonl":
             with open(p, encoding="utf-8") as fh:
                 first = next((json.loads(l) for l in fh if l.strip()), {})
@@ -369,7 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("roles", cmd_roles, "who held which position at which body, and when: one table across a collection",
             "vnpol roles predictions.jsonl --csv roles.csv --meets-csv meets.csv --html roles.html")
-    p.add_argument("inputs", nargs="+", help="predictions/corpus JSON Lines, or raw articles with --model")
+    p.add_argument("inputs", nargs="+", help="predictions/corpus JSON Lines, folders of shards from --engine ray, "
+                                             "or raw articles with --model")
     p.add_argument("--model")
     p.add_argument("--csv")
     p.add_argument("--meets-csv")

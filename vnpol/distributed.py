@@ -29,6 +29,7 @@ all nodes see under the same path.
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 from dataclasses import dataclass, field
@@ -76,7 +77,7 @@ class ShardTagger:
             write_shard(self.out_dir, shard.number, records, self.fmt)
             numbers.append(shard.number)
             counts.append(len(records))
-            errors.append("\n".join(f"{r['_index']}\t{r['id']}\t{r['error']}" for r in records if "text" not in r))
+            errors.append(json.dumps([[r["_index"], r["id"], r["error"]] for r in records if "text" not in r]))
         return {"number": np.array(numbers), "records": np.array(counts), "errors": np.array(errors, dtype=object)}
 
 
@@ -108,7 +109,7 @@ def predict_dataset(inputs: Sequence[str | Path], model: str | Path, output: str
     if todo:
         for row in _run(todo, tagger, num_workers, cpus_per_worker, gpus_per_worker, address, num_cpus):
             summary.records += int(row["records"])
-            summary.errors += [_error_row(line) for line in str(row["errors"]).splitlines()]
+            summary.errors += [tuple(e) for e in json.loads(str(row["errors"]))]
             finished += int(row["records"])
             if progress:
                 progress(finished, plan.total)
@@ -137,11 +138,6 @@ def _run(todo: list[Shard], tagger: dict, num_workers: int, cpus_per_worker: flo
     finally:
         if started:
             ray.shutdown()
-
-
-def _error_row(line: str) -> tuple[int, str, str]:
-    index, item_id, error = line.split("\t", 2)
-    return int(index), item_id, error
 
 
 def _init_ray(address: str | None, num_cpus: int | None, cpus_needed: float) -> bool:
