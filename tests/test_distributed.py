@@ -84,8 +84,11 @@ def test_ray_engine_writes_the_records_of_the_default_engine(ray_local, tiny_mod
 
 def test_bad_inputs_in_the_middle_give_their_error_records_and_the_rest_are_tagged(ray_local, tiny_model, collection,
                                                                                   tmp_path):
+    from vnpol.predict import predict_dataset
+
     out = tmp_path / "shards"
-    assert run_ray(tiny_model[0], collection, out, "--shard-size", "4") == 0
+    summary = predict_dataset([collection], tiny_model[0], out, shard_size=4, num_workers=2)
+    assert (summary.total, summary.shards, summary.shards_skipped, summary.records) == (11, 3, 0, 11)
     records = {r["_index"]: r for r in iter_collection(out)}
     errors = {i: r for i, r in records.items() if "error" in r}
     assert errors == {
@@ -93,6 +96,7 @@ def test_bad_inputs_in_the_middle_give_their_error_records_and_the_rest_are_tagg
         5: {"_index": 5, "id": str(collection / "03-news.jsonl") + ":4", "error": BAD_LINE},
         9: {"_index": 9, "id": str(collection / "04-more.parquet") + ":2", "error": NULL_ROW},
     }
+    assert summary.errors == [(i, r["id"], r["error"]) for i, r in sorted(errors.items())]
     tagged = [r for i, r in sorted(records.items()) if i not in errors]
     assert [r["id"] for r in tagged] == [str(collection / "01-article.txt"), "n0", "n1", "n2", "n3", "n4",
                                          str(collection / "04-more.parquet") + ":1",
@@ -146,3 +150,8 @@ def test_a_killed_run_resumed_ends_with_exactly_one_record_per_input(tiny_model,
     assert [r["_index"] for r in records] == list(range(160))
     assert [r["id"] for r in records] == [f"a{i}" for i in range(160)]
     assert not list(out.glob(".part-*")), "temporary files of the killed run are removed"
+
+
+def test_importing_vnpol_predict_does_not_import_ray():
+    code = "import sys, vnpol.predict, vnpol.cli; assert not [m for m in sys.modules if m.split('.')[0] == 'ray']"
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)

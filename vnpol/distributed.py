@@ -95,6 +95,8 @@ def predict_dataset(inputs: Sequence[str | Path], model: str | Path, output: str
     """
     if num_workers < 1:
         raise ValueError(f"--num-workers must be at least 1, got {num_workers}")
+    if not (Path(model) / "vnpol.json").is_file():
+        raise FileNotFoundError(f"{model}: not a vnpol model folder (no vnpol.json); train one with scripts/train.py")
     plan = plan_shards(inputs, shard_size)
     done = prepare_output(output, plan.fingerprint(), fmt, resume=resume)
     todo = [s for s in plan.shards if s.number not in done]

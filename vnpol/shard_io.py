@@ -76,6 +76,7 @@ def prepare_output(out_dir: str | Path, fingerprint: dict, fmt: str, *, resume: 
     plan_file = out / PLAN_FILE
     done = written_shards(out)
     wanted = {**fingerprint, "format": fmt}
+    remove_partial_files(out)
     if not resume:
         if done:
             raise ValueError(f"{out}: holds {len(done)} shard file(s) from an earlier run; "
@@ -91,7 +92,6 @@ def prepare_output(out_dir: str | Path, fingerprint: dict, fmt: str, *, resume: 
                              "use the same inputs, --shard-size and --format, or a new output folder")
     else:
         plan_file.write_text(json.dumps(wanted, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    remove_partial_files(out)
     stray = sorted(n for n, p in done.items() if n >= wanted["shards"] or p.suffix != "." + fmt)
     if stray:
         raise ValueError(f"{out}: shard file(s) {stray[:5]} do not belong to this plan of {wanted['shards']} {fmt} shard(s)")
