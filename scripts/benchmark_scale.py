@@ -92,8 +92,10 @@ def _pss_kb(pid: int) -> int:
     return 0
 
 
-def run_engine(cmd: list[str], count) -> dict:
+def run_engine(cmd: list[str], count, threads: int | None = None) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     monitor = TreeMonitor(proc.pid, count)
@@ -133,13 +135,19 @@ def benchmark(model: Path, n: int, work: Path, shard_size: int, batch_size: int)
     base = [sys.executable, "-m", "vnpol", "predict", "--model", str(model), str(inputs), "--device", "cpu",
             "--quiet", "--batch-size", str(batch_size)]
     default_out = work / "default.jsonl"
-    rows = [{"engine": "default", "workers": 1, **run_engine(base + ["--output", str(default_out)], count_lines(default_out))}]
+    rows = [{"engine": "default", "workers": 1, "threads": CORES,
+             **run_engine(base + ["--output", str(default_out)], count_lines(default_out))}]
     expected = [json.loads(line) for line in default_out.read_text(encoding="utf-8").splitlines()]
+    one_thread = work / "default-1thread.jsonl"
+    rows.append({"engine": "default", "workers": 1, "threads": 1,
+                 **run_engine(base + ["--output", str(one_thread)], count_lines(one_thread), threads=1)})
+    rows[-1]["identical_to_default"] = one_thread.read_text(encoding="utf-8") == default_out.read_text(encoding="utf-8")
     for workers in (1, 2):
         out = work / f"ray{workers}"
         cmd = base + ["--output", str(out), "--engine", "ray", "--num-workers", str(workers), "--cpus-per-worker",
                       str(CORES // workers), "--num-cpus", str(CORES), "--shard-size", str(shard_size)]
-        row = {"engine": "ray", "workers": workers, **run_engine(cmd, count_shards(out, shard_size))}
+        row = {"engine": "ray", "workers": workers, "threads": CORES // workers,
+               **run_engine(cmd, count_shards(out, shard_size))}
         got = [{k: v for k, v in r.items() if k != "_index"} for r in iter_collection(out)]
         row["identical_to_default"] = got == expected
         rows.append(row)
@@ -154,8 +162,8 @@ def archive_estimate(result: dict, n_archive: int = 10_000_000) -> dict:
     scaled by this run's Ray efficiency; the GPU figure rests on ASSUMED_GPU_TOKENS_PER_S."""
     speed = json.loads((ROOT / "docs" / "benchmarks_speed.json").read_text(encoding="utf-8"))["collection"]
     tokens_per_article = speed["subword_tokens"] / speed["articles"]
-    by = {(r["engine"], r["workers"]): r for r in result["runs"]}
-    steady = [by[k]["steady_articles_per_s"] for k in (("default", 1), ("ray", 2))]
+    by = {(r["engine"], r["workers"], r["threads"]): r for r in result["runs"]}
+    steady = [by[k]["steady_articles_per_s"] for k in (("default", 1, CORES), ("ray", 2, 1))]
     efficiency = steady[1] / steady[0] if all(steady) else 1.0
     node_rate = speed["vnpol_articles_per_s"] * min(efficiency, 1.0)  # one 2-core node, 2 actors of 1 core
     gpu_rate = ASSUMED_GPU_TOKENS_PER_S / tokens_per_article
@@ -175,14 +183,18 @@ def markdown(result: dict, est: dict, model: str) -> str:
              f"data/authored/*.jsonl; shards of {result['shard_size']}, batch {result['batch_size']} windows. "
              "Each run is one `vnpol predict` process, start-up included; memory is the peak summed PSS of the "
              "process tree (driver, Ray's processes, actors). 1 Ray worker has both cores, 2 workers one each.", "",
-             "| engine | workers | wall s | articles/s (end to end) | steady articles/s | peak memory MB | same records as default |",
-             "|---|---|---|---|---|---|---|"]
+             "| engine | workers | torch threads each | wall s | articles/s (end to end) | steady articles/s | peak memory MB | same records as default |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in result["runs"]:
-        same = "—" if r["engine"] == "default" else ("yes" if r["identical_to_default"] else "**no**")
-        lines.append(f"| {r['engine']} | {r['workers']} | {r['wall_s']} | {r['articles_per_s']} | "
+        same = "yes" if r.get("identical_to_default") else ("—" if "identical_to_default" not in r else "**no**")
+        lines.append(f"| {r['engine']} | {r['workers']} | {r['threads']} | {r['wall_s']} | {r['articles_per_s']} | "
                      f"{r['steady_articles_per_s']} | {r['peak_pss_mb']} | {same} |")
+    by = {(r["engine"], r["threads"]): r["steady_articles_per_s"] or 0 for r in result["runs"] if r["workers"] == 1}
     lines += ["", "Steady articles/s counts the records written between the first and the last one seen "
-              "(sampled every 0.25 s), so Python, Ray and model start-up are left out.", "",
+              "(sampled every 0.25 s), so Python, Ray and model start-up are left out. Read rows with the same "
+              f"threads together: for this tiny model one torch thread ran {by[('default', 1)]} articles/s against "
+              f"{by[('default', CORES)]} with {CORES} (its matrices are too small to split, and other jobs held the "
+              "cores), so the gaps between engines here are mostly threading, not Ray.", "",
               f"**Estimate for a {est['archive_articles']:,}-article archive.** The tiny model says what Ray costs, not "
               "what tagging costs; for that take the real model's speed from the speed section above "
               f"(`embedded:multilingual-e5-small`, {est['tokens_per_article']:,} subword tokens per article of that "
