@@ -153,6 +153,7 @@ def benchmark(model: Path, n: int, work: Path, shard_size: int, batch_size: int)
         rows.append(row)
     for row in rows:
         row["articles_per_s"] = round(n / row["wall_s"], 2)
+        row["startup_s"] = round(row["wall_s"] - n / row["steady_articles_per_s"], 1) if row["steady_articles_per_s"] else None
     return {"articles": n, "characters": sum(len(r["text"]) for r in expected if "text" in r),
             "shard_size": shard_size, "batch_size": batch_size, "cores": CORES, "runs": rows}
 
@@ -162,10 +163,10 @@ def archive_estimate(result: dict, n_archive: int = 10_000_000) -> dict:
     scaled by this run's Ray efficiency; the GPU figure rests on ASSUMED_GPU_TOKENS_PER_S."""
     speed = json.loads((ROOT / "docs" / "benchmarks_speed.json").read_text(encoding="utf-8"))["collection"]
     tokens_per_article = speed["subword_tokens"] / speed["articles"]
-    by = {(r["engine"], r["workers"], r["threads"]): r for r in result["runs"]}
-    steady = [by[k]["steady_articles_per_s"] for k in (("default", 1, CORES), ("ray", 2, 1))]
-    efficiency = steady[1] / steady[0] if all(steady) else 1.0
-    node_rate = speed["vnpol_articles_per_s"] * min(efficiency, 1.0)  # one 2-core node, 2 actors of 1 core
+    by = {(r["engine"], r["workers"], r["threads"]): r["steady_articles_per_s"] for r in result["runs"]}
+    same_threads = [by.get(("default", 1, CORES)), by.get(("ray", 1, CORES))]
+    efficiency = same_threads[1] / same_threads[0] if all(same_threads) else 1.0
+    node_rate = speed["vnpol_articles_per_s"] * min(efficiency, 1.0)  # one 2-core node
     gpu_rate = ASSUMED_GPU_TOKENS_PER_S / tokens_per_article
     cpu_node_hours, gpu_hours = n_archive / node_rate / 3600, n_archive / gpu_rate / 3600
     return {"archive_articles": n_archive, "tokens_per_article": round(tokens_per_article), "ray_efficiency": round(efficiency, 2),
@@ -190,6 +191,8 @@ def markdown(result: dict, est: dict, model: str) -> str:
         lines.append(f"| {r['engine']} | {r['workers']} | {r['threads']} | {r['wall_s']} | {r['articles_per_s']} | "
                      f"{r['steady_articles_per_s']} | {r['peak_pss_mb']} | {same} |")
     by = {(r["engine"], r["threads"]): r["steady_articles_per_s"] or 0 for r in result["runs"] if r["workers"] == 1}
+    starts = ", ".join(f"{r['engine']} {r['workers']}×{r['threads']} threads {r['startup_s']} s"
+                       for r in result["runs"] if r.get("startup_s"))
     lines += ["", "Steady articles/s counts the records written between the first and the last one seen "
               "(sampled every 0.25 s), so Python, Ray and model start-up are left out. Read rows with the same "
               f"threads together: for this tiny model one torch thread ran {by[('default', 1)]} articles/s against "
@@ -198,12 +201,14 @@ def markdown(result: dict, est: dict, model: str) -> str:
               f"**Estimate for a {est['archive_articles']:,}-article archive.** The tiny model says what Ray costs, not "
               "what tagging costs; for that take the real model's speed from the speed section above "
               f"(`embedded:multilingual-e5-small`, {est['tokens_per_article']:,} subword tokens per article of that "
-              "collection). Each node here is a 2-core CPU machine running 2 actors of 1 core; nodes share nothing, "
-              "so the archive divides over nodes with no loss beyond each node's own efficiency.", "",
+              "collection). Each node is a 2-core CPU machine like this one; nodes share nothing, so the archive divides "
+              "over nodes with no loss but each run's fixed start-up (the table's wall time less articles over the "
+              f"steady rate: {starts}).", "",
               f"- CPU: {est['cpu_node_articles_per_s']} articles/s per 2-core node (the speed section's "
-              f"rate × the Ray efficiency measured here, {est['ray_efficiency']}, capped at 1) → "
+              f"rate × Ray's steady rate over the default engine's at the same threads here, {est['ray_efficiency']}, "
+              "capped at 1: Ray added no per-article cost we could measure) → "
               f"{est['cpu_node_hours']:,} node-hours; about {est['cpu_nodes_for_24h']:,} such nodes "
-              f"(`--num-workers {2 * est['cpu_nodes_for_24h']:,}`) to finish in a day.",
+              f"(`--num-workers {est['cpu_nodes_for_24h']:,} --cpus-per-worker 2`, one actor per node) to finish in a day.",
               f"- GPU (**assumption, not measured: no GPU here**): one actor per GPU sustaining "
               f"{est['assumed_gpu_tokens_per_s']:,} subword tokens/s with that encoder in fp16 → "
               f"{est['gpu_articles_per_s']} articles/s per GPU, {est['gpu_hours']:,} GPU-hours; "
@@ -232,8 +237,14 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--quick", action="store_true", help="train a tiny model and run 40 articles (CI smoke run)")
     ap.add_argument("--output", default=str(ROOT / "docs"), help="folder for benchmarks.md and benchmarks_scale.json")
+    ap.add_argument("--from-json", help="re-write the section from an earlier run's benchmarks_scale.json (no measuring)")
     args = ap.parse_args()
     out = Path(args.output)
+    if args.from_json:
+        result = json.loads(Path(args.from_json).read_text(encoding="utf-8"))
+        for row in result["runs"]:
+            row["startup_s"] = round(row["wall_s"] - result["articles"] / row["steady_articles_per_s"], 1)
+        return report(result, out, result.get("model", "tiny-model"), quick=False)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         if args.quick:
@@ -243,12 +254,17 @@ def main() -> None:
         else:
             sys.exit("error: pass --model DIR (a trained model) or --quick")
         result = benchmark(model, n, work, shard, args.batch_size)
+    result["model"] = "tiny (trained on the seeds for 1 epoch)" if args.quick else model.name
+    report(result, out, result["model"], quick=args.quick)
+
+
+def report(result: dict, out: Path, model: str, *, quick: bool) -> None:
     result["estimate"] = archive_estimate(result)
-    name = "benchmarks_scale_quick.json" if args.quick else "benchmarks_scale.json"
+    name = "benchmarks_scale_quick.json" if quick else "benchmarks_scale.json"
     (out / name).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    text = markdown(result, result["estimate"], "tiny (trained on the seeds for 1 epoch)" if args.quick else model.name)
+    text = markdown(result, result["estimate"], model)
     print(text)
-    if not args.quick:
+    if not quick:
         write_section(out / "benchmarks.md", "scale", text)
     if not all(r.get("identical_to_default", True) for r in result["runs"]):
         sys.exit("error: the Ray engine's records differ from the default engine's")
