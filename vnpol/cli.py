@@ -168,9 +168,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def _predict_ray(args: argparse.Namespace) -> int:
     """``vnpol predict --engine ray``: OUTPUT is a folder of shards (see vnpol.distributed)."""
-    from .predict import predict_dataset
-
     from .distributed import print_progress
+    from .predict import predict_dataset
 
     summary = predict_dataset(
         args.inputs, args.model, args.output, fmt=args.format, num_workers=args.num_workers,
