@@ -152,7 +152,11 @@ def _init_ray(address: str | None, num_cpus: int | None, cpus_needed: float) -> 
     kwargs = {"runtime_env": {"env_vars": env}, "include_dashboard": False, "log_to_driver": True,
               "logging_level": "WARNING"}
     if address:
-        ray.init(address=address, **kwargs)
+        try:
+            ray.init(address=address, **kwargs)
+        except ConnectionError as exc:
+            raise RuntimeError(f"cannot join the Ray cluster at {address}: {exc}; is it running there "
+                               "(`ray status` on the head node), and can this machine reach the head?") from exc
         return True
     num_cpus = num_cpus or os.cpu_count() or 1
     if cpus_needed > num_cpus:
