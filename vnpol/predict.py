@@ -52,45 +52,68 @@ class InputItem:
 
 
 def iter_inputs(paths: Sequence[str | Path], *, max_chars: int = 10_000_000) -> Iterator[InputItem]:
-    """Articles from ``.txt`` files, folders of them, and JSON Lines files with a ``text`` field.
+    """Articles from ``.txt`` files, folders of them, JSON Lines files with a ``text`` field and
+    Parquet files with a ``text`` column.
 
     Reading is lazy (constant memory over any number of articles). A file or
     line that cannot be used yields an item with ``error`` set instead of
     raising, so one bad input never stops a batch.
     """
+    index = 0
+    for f in input_files(paths):
+        if f.suffix == ".jsonl":
+            try:
+                fh = open(f, "rb")
+            except OSError as exc:
+                yield InputItem(index, str(f), None, {}, f"cannot open: {exc.strerror}")
+                index += 1
+                continue
+            with fh:
+                for lineno, raw in enumerate(fh, 1):
+                    if raw.strip():
+                        yield jsonl_item(raw, f, lineno, index, max_chars)
+                        index += 1
+            continue
+        if f.suffix == ".parquet":
+            from .shards import parquet_items
+
+            for item in parquet_items(f, index, max_chars=max_chars):
+                yield item
+                index += 1
+            continue
+        yield _read_text_file(f, index, max_chars)
+        index += 1
+
+
+INPUT_SUFFIXES = (".txt", ".jsonl", ".parquet")
+
+
+def input_files(paths: Sequence[str | Path]) -> Iterator[Path]:
+    """The files behind ``paths`` in reading order: folders expand to their sorted input files."""
+    for path in map(Path, paths):
+        yield from sorted(p for p in path.rglob("*") if p.suffix in INPUT_SUFFIXES) if path.is_dir() else [path]
+
+
+def jsonl_item(raw: bytes, f: Path, lineno: int, index: int, max_chars: int) -> InputItem:
+    """One non-blank line of a JSON Lines input file as an item (or its error)."""
     import json
 
-    index = 0
-    for path in map(Path, paths):
-        files = sorted(p for p in path.rglob("*") if p.suffix in (".txt", ".jsonl")) if path.is_dir() else [path]
-        for f in files:
-            if f.suffix == ".jsonl":
-                try:
-                    fh = open(f, "rb")
-                except OSError as exc:
-                    yield InputItem(index, str(f), None, {}, f"cannot open: {exc.strerror}")
-                    index += 1
-                    continue
-                with fh:
-                    for lineno, raw in enumerate(fh, 1):
-                        if not raw.strip():
-                            continue
-                        item_id = f"{f}:{lineno}"
-                        try:
-                            obj = json.loads(raw.decode("utf-8"))
-                            if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
-                                raise ValueError('expected a JSON object with a string "text" field')
-                        except (UnicodeDecodeError, ValueError) as exc:
-                            yield InputItem(index, item_id, None, {}, f"line {lineno}: {exc}")
-                        else:
-                            meta = {k: v for k, v in obj.items() if k not in ("id", "text", "entities", "relations", "roles")}
-                            text = obj["text"]
-                            err = _text_problem(text, max_chars)
-                            yield InputItem(index, str(obj.get("id", item_id)), None if err else text, meta, err)
-                        index += 1
-                continue
-            yield _read_text_file(f, index, max_chars)
-            index += 1
+    item_id = f"{f}:{lineno}"
+    try:
+        obj = json.loads(raw.decode("utf-8"))
+        if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+            raise ValueError('expected a JSON object with a string "text" field')
+    except (UnicodeDecodeError, ValueError) as exc:
+        return InputItem(index, item_id, None, {}, f"line {lineno}: {exc}")
+    return item_from_fields(obj, item_id, index, max_chars)
+
+
+def item_from_fields(obj: dict, default_id: str, index: int, max_chars: int) -> InputItem:
+    """An item from a record with a string ``text`` (other fields but ``id`` become meta)."""
+    meta = {k: v for k, v in obj.items() if k not in ("id", "text", "entities", "relations", "roles")}
+    text = obj["text"]
+    err = _text_problem(text, max_chars)
+    return InputItem(index, str(obj.get("id", default_id)), None if err else text, meta, err)
 
 
 def _text_problem(text: str, max_chars: int) -> str | None:
@@ -138,3 +161,17 @@ def predict_records(extractor: Extractor, items: Iterable[InputItem], *, batch_s
         record["roles"] = [r.to_dict() for r in doc.roles]
         yield index, record
     yield from errors
+
+
+def predict_dataset(inputs, model, output, **options):
+    """Tag a collection into a folder of shards with Ray Data: see :func:`vnpol.distributed.predict_dataset`.
+
+    Needs the ``ray`` extra (``pip install 'vnpol[ray]'``); importing this module never imports Ray.
+    """
+    try:
+        import ray.data  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(f"the Ray engine needs Ray Data ({exc}); install it with: pip install 'vnpol[ray]'") from exc
+    from .distributed import predict_dataset as run
+
+    return run(inputs, model, output, **options)

@@ -214,6 +214,27 @@ class RolesTable:
         Path(path).write_text(roles_html(self), encoding="utf-8")
 
 
+def read_shards(path: str | Path) -> list[Document] | None:
+    """The tagged articles of a folder of shards (``vnpol predict --engine ray``) or of one Parquet shard file,
+    in input order and without error records; ``None`` when ``path`` is neither."""
+    from .shard_io import is_shard_folder, iter_collection, read_shard_records
+
+    p = Path(path)
+    if is_shard_folder(p):
+        records = list(iter_collection(p))
+    elif p.suffix == ".parquet" and p.is_file() and _is_prediction_parquet(p):
+        records = sorted(read_shard_records(p), key=lambda r: r["_index"])
+    else:
+        return None
+    return [Document.from_dict({k: v for k, v in r.items() if k != "_index"}) for r in records if "text" in r]
+
+
+def _is_prediction_parquet(path: Path) -> bool:
+    import pyarrow.parquet as pq
+
+    return {"_index", "entities"} <= set(pq.ParquetFile(path).schema_arrow.names)
+
+
 def _add_form(forms: list[str], surface: str) -> None:
     if surface not in forms:
         forms.append(surface)
