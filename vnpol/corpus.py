@@ -159,8 +159,11 @@ class Problem:
     position: int | None
     message: str
 
+    def where(self) -> str:
+        return f"{self.path}:{self.line}"
+
     def __str__(self) -> str:
-        where = f"{self.path}:{self.line}"
+        where = self.where()
         if self.doc_id is not None:
             where += f" [doc {self.doc_id}]"
         if self.position is not None:
@@ -171,11 +174,14 @@ class Problem:
 class CorpusError(ValueError):
     """Raised when a corpus file has problems; ``problems`` lists each one."""
 
+    what = "corpus"
+    hint = "Run `vnpol validate FILE` to list them all."
+
     def __init__(self, problems: list[Problem]):
         self.problems = problems
         shown = "\n".join(f"  {p}" for p in problems[:50])
         more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
-        super().__init__(f"{len(problems)} problem(s) in corpus:\n{shown}{more}\nRun `vnpol validate FILE` to list them all.")
+        super().__init__(f"{len(problems)} problem(s) in {self.what}:\n{shown}{more}\n{self.hint}")
 
 
 # --------------------------------------------------------------------------- reading

@@ -17,12 +17,11 @@ from __future__ import annotations
 import json
 import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 from xml.sax.saxutils import quoteattr
 
-from .corpus import Document, Entity, Relation, validate_document
+from .corpus import CorpusError, Document, Entity, Problem, Relation, validate_document
 from .schema import POLITICAL, Scheme, from_model_meta
 
 #: The names of the control tag and of the object tag in :func:`label_config`; results carry them.
@@ -108,34 +107,22 @@ def accepted(prediction: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the export -> documents
 
 
-@dataclass(frozen=True)
-class TaskProblem:
+class TaskProblem(Problem):
     """One thing wrong with one task of an export: where (file, task id, document id, character) and what."""
 
-    path: str
-    task_id: Any
-    doc_id: str | None
-    position: int | None
-    message: str
+    @property
+    def task_id(self) -> Any:
+        return self.line
 
-    def __str__(self) -> str:
-        where = f"{self.path}: task {self.task_id}"
-        if self.doc_id is not None:
-            where += f" [doc {self.doc_id}]"
-        if self.position is not None:
-            where += f" @char {self.position}"
-        return f"{where}: {self.message}"
+    def where(self) -> str:
+        return f"{self.path}: task {self.line}"
 
 
-class ExportError(ValueError):
+class ExportError(CorpusError):
     """An export whose tasks cannot all become valid documents; ``problems`` lists each one."""
 
-    def __init__(self, problems: list[TaskProblem]):
-        self.problems = problems
-        shown = "\n".join(f"  {p}" for p in problems[:50])
-        more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
-        super().__init__(f"{len(problems)} problem(s) in the Label Studio export:\n{shown}{more}\n"
-                         "Fix them in Label Studio (open the task by its id), export again and convert again.")
+    what = "the Label Studio export"
+    hint = "Fix them in Label Studio (open the task by its id), export again and convert again."
 
 
 def chosen_result(task: dict[str, Any], *, use_predictions: bool = False) -> tuple[str, list[dict]] | None:
