@@ -132,6 +132,8 @@ def main() -> int:
                     "each a genre-balanced subset of the authored training split")
     ap.add_argument("--curve-only", action="store_true", help="re-run only the learning-curve points of --curve and update the report")
     ap.add_argument("--pruning", action="store_true", help="also train with a pruned vocabulary and compare size, load time and F1")
+    ap.add_argument("--no-hf-peer", action="store_true", help="skip the plain HF token-classification peer (scripts/peer_hf.py)")
+    ap.add_argument("--hf-peer-lr", type=float, default=1.5e-4, help="the peer's learning rate (its grid: scripts/ablate.py --peer-lr)")
     ap.add_argument("--output", default=str(ROOT / "docs"))
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="vnpol-bench-"))
@@ -167,6 +169,18 @@ def main() -> int:
             report["runs"]["default.yaml (PhoBERT)"] = run(cfg, work / "phobert")
         except EncoderLoadError as exc:
             report["phobert"] = f"not run: {exc}"
+
+    # 1b. the plain Hugging Face token-classification recipe on the same split and encoder (scripts/peer_hf.py)
+    if not args.no_hf_peer and not args.quick:
+        from peer_hf import train_peer
+
+        cfg = config_for(main_config, False)
+        docs = [[d for p in getattr(cfg.data, s) for d in read_jsonl(p)] for s in ("train", "dev", "test")]
+        started = time.time()
+        peer_run = train_peer(*docs, lr=args.hf_peer_lr)
+        peer_run.update(encoder="embedded:multilingual-e5-small (AutoModelForTokenClassification)",
+                        wall_seconds=round(time.time() - started, 1))
+        report["runs"]["hf-token-classification"] = peer_run
 
     # 2. peer: underthesea's NER on the same documents, on the types it has
     from vnpol.predict import load
