@@ -48,8 +48,8 @@ def config_for(name: str, quick: bool, limit: int = 0, work: Path | None = None)
 
 def curve_row(n: int, result: dict) -> dict:
     """One learning-curve point: its size, the test headline, the chosen epoch and the time it took."""
-    return {"train_documents": n, **(result.get("test") or {}), "best_epoch": result["best_epoch"],
-            "wall_seconds": result["wall_seconds"]}
+    return {"train_documents": n, **(result.get("test") or {}), "dev": result.get("dev") or {},
+            "best_epoch": result["best_epoch"], "wall_seconds": result["wall_seconds"]}
 
 
 def balanced_subset(docs: list[Document], n: int) -> list[Document]:
@@ -272,10 +272,13 @@ def curve_markdown(curve: list[dict], command: str) -> str:
     lines = ["## Learning curve (test on the five seed articles)", "", f"`{command}`", "",
              "The offline recipe trained on N authored training documents drawn round-robin across the genres "
              "(same dev set for selection).", "",
-             "| training documents | entity F1 | relation F1 | roles F1 | relation F1 given gold | best dev epoch | train+eval s |",
-             "|---|---|---|---|---|---|---|"]
+             "| training documents | dev entity F1 | dev relation F1 | entity F1 | relation F1 | roles F1 | relation F1 given gold "
+             "| best dev epoch | train+eval s |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for row in curve:
-        lines.append(f"| {row['train_documents']} | {row.get('entity_f1', 0):.3f} | {row.get('relation_f1', 0):.3f} | "
+        dev = row.get("dev") or {}
+        lines.append(f"| {row['train_documents']} | {dev.get('entity_f1', 0):.3f} | {dev.get('relation_f1', 0):.3f} | "
+                     f"{row.get('entity_f1', 0):.3f} | {row.get('relation_f1', 0):.3f} | "
                      f"{row.get('roles_f1', 0):.3f} | {row.get('relation_given_gold_f1', 0):.3f} | {row.get('best_epoch', '-')} | "
                      f"{row.get('wall_seconds', '-')} |")
     return "\n".join(lines + ["", "![learning curve](learning_curve.png)", ""])

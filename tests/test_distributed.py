@@ -48,7 +48,7 @@ def collection(tmp_path_factory) -> Path:
 def ray_local():
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING")
     yield ray
     ray.shutdown()
 
@@ -138,6 +138,7 @@ def test_a_killed_run_resumed_ends_with_exactly_one_record_per_input(tiny_model,
     deadline = time.monotonic() + 90
     while not list(out.glob("part-*.jsonl")) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
+    assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read()}"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     written = len(list(out.glob("part-*.jsonl")))

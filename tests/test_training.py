@@ -128,7 +128,7 @@ def test_default_config_offline_falls_back_to_the_embedded_encoder(tmp_path, see
     from vnpol.config import load_config
 
     fallback = tmp_path / "offline-1-epoch.yaml"
-    fallback.write_text(f"extends: {ROOT / 'configs' / 'offline.yaml'}\ntraining: {{epochs: 1}}\n", encoding="utf-8")
+    fallback.write_text(f"extends: {ROOT / 'configs' / 'offline-fast.yaml'}\ntraining: {{epochs: 1}}\n", encoding="utf-8")
     cfg = load_config(ROOT / "configs" / "default.yaml", [
         f"data.train=[{seed_split / 'dev.jsonl'}]", "data.dev=[]", f"data.test=[{seed_split / 'test.jsonl'}]",
         "preprocessing.max_length=128"])

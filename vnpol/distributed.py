@@ -162,7 +162,9 @@ def _init_ray(address: str | None, num_cpus: int | None, cpus_needed: float) -> 
     if cpus_needed > num_cpus:
         raise ValueError(f"{cpus_needed:g} CPU(s) asked for (--num-workers x --cpus-per-worker) but this machine "
                          f"offers Ray {num_cpus}; lower --num-workers or --cpus-per-worker (fractions such as 0.5 work)")
-    ray.init(num_cpus=num_cpus, **kwargs)
+    # "local" always starts a fresh instance: without it Ray joins whatever cluster
+    # RAY_ADDRESS or a stale /tmp/ray/ray_current_cluster names, and then refuses num_cpus.
+    ray.init(address="local", num_cpus=num_cpus, **kwargs)
     return True
 
 

@@ -1,7 +1,7 @@
 r"""Roles across a collection: who held which position at which body, and when it was reported.
 
 >>> from vnpol.corpus import parse_markup
->>> doc = parse_markup("Ngày 4/9/2019, [[Bộ trưởng|POS|p]] [[Bộ Công an|ORG|o]] [[Tô Lâm|PER|x]] phát biểu.\n"
+>>> doc = parse_markup("Ngày [[4/9/2019|DATE|d]], [[Bộ trưởng|POS|p]] [[Bộ Công an|ORG|o]] [[Tô Lâm|PER|x]] phát biểu.\n"
 ...                    "=== relations\nx HAS_POSITION p\np POSITION_AT o\n", "a1")
 >>> table = collect([doc])
 >>> r = table.roles[0]
