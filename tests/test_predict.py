@@ -57,7 +57,12 @@ def test_batch_keeps_order_ids_and_thresholds(extractor):
     assert [d.id for d in docs] == ["a", "b", "c"]
     for t, d in zip(texts, docs):
         check_offsets(t, d)
-    assert extractor.predict_batch([ARTICLE], entity_threshold=1.01)[0].entities == []
+    # a threshold given to one call filters that call's spans by score, and only that call's
+    found = docs[0].entities
+    cut = sorted(e.score for e in found)[len(found) // 2]
+    [strict] = extractor.predict_batch([ARTICLE], entity_threshold=cut)
+    assert [(e.start, e.end) for e in strict.entities] == [(e.start, e.end) for e in found if e.score >= cut]
+    assert extractor.predict_batch([ARTICLE])[0].entities == found
 
 
 def test_documents_round_trip_through_json(extractor):
@@ -76,7 +81,15 @@ def test_arbitrary_unicode_never_breaks_offsets(extractor, text):
 
 
 def test_very_long_line_is_tagged_without_loss(extractor):
-    text = ("Bộ Chính trị " * 8000)[:100_000]
+    """A 100,000-character line with no sentence end: its windows predict every word exactly once."""
+    from vnpol.encoding import encode_document
+
+    text = ("Bộ Chính trị họp " * 6000)[:100_000]
+    enc = encode_document(Document("long", text), extractor.tokenizer, extractor.prep)
+    own = [(w.own_start, w.own_end) for w in enc.windows]
+    assert len(own) > 100 and own[0][0] == 0 and own[-1][1] == len(enc.words)
+    assert all(a[1] == b[0] for a, b in zip(own, own[1:])), "windows neither skip nor repeat words"
+    assert all(len(w.input_ids) <= extractor.prep.max_length for w in enc.windows)
     doc = extractor.predict(text)
     check_offsets(text, doc)
 
