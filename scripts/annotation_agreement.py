@@ -8,7 +8,7 @@ article and overall, and with --diff every disagreement to adjudicate.
 import argparse
 from pathlib import Path
 
-from vnpol.corpus import read_markup_file
+from vnpol.markup import read_markup_file
 from vnpol.evaluation import entity_items, relation_items, score_sets
 
 

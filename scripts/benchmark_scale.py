@@ -177,7 +177,7 @@ def archive_estimate(result: dict, n_archive: int = 10_000_000) -> dict:
 
 
 def markdown(result: dict, est: dict, model: str) -> str:
-    lines = [f"## Scale: default engine against Ray Data (`scripts/benchmark_scale.py`)", "",
+    lines = ["## Scale: default engine against Ray Data (`scripts/benchmark_scale.py`)", "",
              f"Machine: {CORES} cores, CPU only, other jobs sharing it; model `{model}` (configs/tiny.yaml: hidden 64, "
              f"2 layers; so the work per article is small and fixed costs weigh more than with a real encoder). "
              f"{result['articles']:,} synthetic articles ({result['characters']:,} characters) from sentences of "

@@ -17,7 +17,8 @@ import unicodedata
 from collections import defaultdict
 from pathlib import Path
 
-from vnpol.corpus import load_and_validate, map_text, read_markup_file, write_jsonl
+from vnpol.corpus import load_and_validate, map_text, write_jsonl
+from vnpol.markup import read_markup_file
 
 ROOT = Path(__file__).resolve().parent.parent
 

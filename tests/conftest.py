@@ -81,7 +81,7 @@ g AFFILIATED_WITH g1
 
 @pytest.fixture(scope="session")
 def drill_doc():
-    from vnpol.corpus import parse_markup
+    from vnpol.markup import parse_markup
 
     return parse_markup(DRILL, "drill")
 

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from vnpol.cli import main
-from vnpol.corpus import CorpusError, Document, load_and_validate, parse_markup, read_jsonl, to_markup
+from vnpol.corpus import CorpusError, Document, load_and_validate, read_jsonl
+from vnpol.markup import parse_markup, to_markup
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXT = "Ủy viên Bộ Chính trị Trần Đại Quang làm việc với Văn phòng Trung ương Đảng. Sáng 4/9."

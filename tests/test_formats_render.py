@@ -74,7 +74,8 @@ def test_training_on_conll_learns_entities_only(tmp_path, seed_split):
     from vnpol.encoding import SubwordTokenizer, encode_document
     from vnpol.batches import window_examples
     from vnpol.schema import POLITICAL
-    from vnpol.training import load_corpus, train
+    from vnpol.formats import load_corpus
+    from vnpol.training import train
 
     f = tmp_path / "vlsp.conll"
     f.write_text("Ông O\nNguyễn_Phú_Trọng B-PER\nlàm_việc O\nvới O\nBộ_Công_an B-ORG\n. O\n\n" * 20, encoding="utf-8")

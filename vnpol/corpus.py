@@ -1,4 +1,4 @@
-"""Corpus stage: documents, entities, relations, file formats and validation.
+"""Corpus stage: documents, entities, relations, JSON Lines and validation.
 
 The on-disk format is JSON Lines, one document per line, exactly as in
 ``ANNOTATION.md``::
@@ -13,7 +13,6 @@ Extra document fields (``source``, ``genre``, ``date``, ``url``) are kept in
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -360,97 +359,6 @@ def stats(docs: Iterable[Document]) -> dict[str, Counter]:
         out["relations"].update(r.type for r in d.relations)
         out["roles"]["roles"] += len(d.roles)
     return out
-
-
-# --------------------------------------------------------------------------- inline markup (authoring format)
-
-_MARK_RE = re.compile(r"\[\[(?P<surface>.+?)\|(?P<type>[A-Z]+)(?:\|(?P<id>[^\]|]+))?\]\]", re.S)
-_REL_RE = re.compile(r"^\s*(?P<head>\S+)\s+(?P<type>[A-Z_]+)\s+(?P<tail>\S+)\s*$")
-
-
-def parse_markup(markup: str, doc_id: str, *, meta: dict[str, Any] | None = None) -> Document:
-    """Build a :class:`Document` from the inline authoring format.
-
-    Entities are written ``[[surface|TYPE]]`` or ``[[surface|TYPE|key]]`` in
-    the text; a line ``=== relations`` ends the text, and each following line
-    is ``head_key RELATION tail_key``. The raw text is the markup with the
-    brackets removed, so offsets are computed, never typed by hand.
-    """
-    body, _, rel_block = markup.partition("\n=== relations\n")
-    pieces: list[str] = []
-    entities: list[Entity] = []
-    keys: dict[str, str] = {}
-    pos = 0
-    cursor = 0
-    for m in _MARK_RE.finditer(body):
-        pieces.append(body[cursor:m.start()])
-        pos += m.start() - cursor
-        surface = m.group("surface")
-        eid = f"T{len(entities) + 1}"
-        entities.append(Entity(eid, pos, pos + len(surface), m.group("type"), surface))
-        if m.group("id"):
-            if m.group("id") in keys:
-                raise ValueError(f"{doc_id}: markup key {m.group('id')!r} used twice")
-            keys[m.group("id")] = eid
-        pieces.append(surface)
-        pos += len(surface)
-        cursor = m.end()
-    pieces.append(body[cursor:])
-    text = "".join(pieces)
-    if "[[" in text or "]]" in text:
-        at = text.find("[[") if "[[" in text else text.find("]]")
-        raise ValueError(f"{doc_id}: unbalanced markup near {text[max(0, at - 30):at + 30]!r}")
-    relations: list[Relation] = []
-    for n, line in enumerate(rel_block.splitlines(), 1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        m = _REL_RE.match(line)
-        if not m:
-            raise ValueError(f"{doc_id}: relation line {n} {line!r}; expected 'head_key TYPE tail_key'")
-        for k in ("head", "tail"):
-            if m.group(k) not in keys:
-                raise ValueError(f"{doc_id}: relation line {n} {line!r}: unknown key {m.group(k)!r}")
-        relations.append(Relation(keys[m.group("head")], keys[m.group("tail")], m.group("type")))
-    return Document(doc_id, text, entities, relations, dict(meta or {}))
-
-
-def to_markup(doc: Document) -> str:
-    """The inverse of :func:`parse_markup` (keys are the entity ids)."""
-    out, cursor = [], 0
-    for e in sorted(doc.entities, key=lambda e: e.start):
-        out.append(doc.text[cursor:e.start])
-        out.append(f"[[{e.text}|{e.type}|{e.id}]]")
-        cursor = e.end
-    out.append(doc.text[cursor:])
-    rels = "\n".join(f"{r.head} {r.type} {r.tail}" for r in doc.relations)
-    return "".join(out) + "\n=== relations\n" + rels + ("\n" if rels else "")
-
-
-def read_markup_file(path: str | Path) -> Document:
-    """Read one authoring file: ``@key: value`` header lines, a ``---`` line, then the markup.
-
-    The header must hold ``@id``; every other key (``source``, ``genre``,
-    ``date``, ``url``) becomes document metadata.
-    """
-    raw = Path(path).read_text(encoding="utf-8")
-    header, sep, body = raw.partition("\n---\n")
-    if not sep:
-        raise ValueError(f"{path}: expected '@id: ...' header lines, then a line '---', then the text")
-    meta: dict[str, Any] = {}
-    for line in header.splitlines():
-        if not line.strip():
-            continue
-        if not line.startswith("@") or ":" not in line:
-            raise ValueError(f"{path}: header line {line!r}; expected '@key: value'")
-        key, _, value = line[1:].partition(":")
-        meta[key.strip()] = value.strip()
-    if "id" not in meta:
-        raise ValueError(f"{path}: header has no '@id: ...' line")
-    doc_id = meta.pop("id")
-    try:
-        return parse_markup(body, doc_id, meta=meta)
-    except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from None
 
 
 def map_text(doc: Document, fn) -> Document:

@@ -171,13 +171,8 @@ def prepare(name: str = EMBEDDED_E5, *, force: bool = False, progress: Callable[
     return target
 
 
-def prune_vocabulary(
-    src_dir: str | os.PathLike[str],
-    texts: Iterable[str],
-    out_dir: str | os.PathLike[str],
-    *,
-    extra_pieces: Iterable[str] = (),
-) -> dict[str, int]:
+def prune_vocabulary(src_dir: str | os.PathLike[str], texts: Iterable[str], out_dir: str | os.PathLike[str], *,
+                     extra_pieces: Iterable[str] = ()) -> dict[str, int]:
     """Write a copy of checkpoint ``src_dir`` to ``out_dir`` with a vocabulary cut down to ``texts``.
 
     Kept: the special tokens, every piece the tokenizer produces on ``texts`` and the

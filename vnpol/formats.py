@@ -5,6 +5,9 @@
 * BRAT standoff (a folder of ``ID.txt`` + ``ID.ann``, and ``ID.json`` for document fields BRAT has no place for)
 * CoNLL-style BIO (import only, entity-only training: one token per line, tag last, blank line between sentences)
 
+:func:`read_corpus` and :func:`load_corpus` read training or evaluation data in any of them (JSON Lines,
+or CoNLL for entity-only data); :func:`load_corpus` refuses a corpus with problems.
+
 Every exporter has an importer that gives back the same :class:`Document`
 (ids, offsets, types, relations and document fields), checked on the seed gold.
 """
@@ -13,9 +16,12 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
-from .corpus import Document, Entity, Relation
+from .corpus import CorpusError, Document, Entity, Relation, load_and_validate, read_jsonl, validate_document
+
+if TYPE_CHECKING:
+    from .schema import Scheme
 
 FORMATS = ("jsonl", "doccano", "labelstudio", "brat", "conll")
 _TID = re.compile(r"T(\d+)$")
@@ -225,3 +231,35 @@ def write_documents(docs: list[Document], path: str | Path, fmt: str) -> None:
         write_brat(docs, path)
     else:
         raise ValueError(f"cannot write format {fmt!r}; expected one of jsonl, doccano, labelstudio, brat")
+
+
+# --------------------------------------------------------------------------- reading a corpus in any of its formats
+
+CONLL_SUFFIXES = (".conll", ".bio", ".iob")
+
+
+def read_corpus(paths: list[str]) -> list[Document]:
+    """Read corpus files without checking them (JSON Lines, or CoNLL BIO for entity-only data)."""
+    docs: list[Document] = []
+    for p in paths:
+        docs.extend(read_conll(p) if str(p).endswith(CONLL_SUFFIXES) else read_jsonl(p, validate=False))
+    return docs
+
+
+def load_corpus(paths: list[str], what: str, scheme: Scheme | None = None) -> list[Document]:
+    """Read and validate corpus files against ``scheme``; refuse to continue on any problem."""
+    if not paths:
+        return []
+    conll = [p for p in paths if str(p).endswith(CONLL_SUFFIXES)]
+    docs, problems = load_and_validate([p for p in paths if p not in conll], scheme=scheme)
+    for path in conll:
+        for doc in read_conll(path):
+            found = validate_document(doc.to_dict(), str(path), scheme=scheme)
+            problems.extend(found)
+            if not found:
+                docs.append(doc)
+    if problems:
+        raise CorpusError(problems)
+    if not docs:
+        raise ValueError(f"{what} data {paths} holds no documents")
+    return docs

@@ -1,6 +1,6 @@
 r"""Roles across a collection: who held which position at which body, and when it was reported.
 
->>> from vnpol.corpus import parse_markup
+>>> from vnpol.markup import parse_markup
 >>> doc = parse_markup("Ngày [[4/9/2019|DATE|d]], [[Bộ trưởng|POS|p]] [[Bộ Công an|ORG|o]] [[Tô Lâm|PER|x]] phát biểu.\n"
 ...                    "=== relations\nx HAS_POSITION p\np POSITION_AT o\n", "a1")
 >>> table = collect([doc])
@@ -214,27 +214,6 @@ class RolesTable:
         Path(path).write_text(roles_html(self), encoding="utf-8")
 
 
-def read_shards(path: str | Path) -> list[Document] | None:
-    """The tagged articles of a folder of shards (``vnpol predict --engine ray``) or of one Parquet shard file,
-    in input order and without error records; ``None`` when ``path`` is neither."""
-    from .shard_io import is_shard_folder, iter_collection, read_shard_records
-
-    p = Path(path)
-    if is_shard_folder(p):
-        records = list(iter_collection(p))
-    elif p.suffix == ".parquet" and p.is_file() and _is_prediction_parquet(p):
-        records = sorted(read_shard_records(p), key=lambda r: r["_index"])
-    else:
-        return None
-    return [Document.from_dict({k: v for k, v in r.items() if k != "_index"}) for r in records if "text" in r]
-
-
-def _is_prediction_parquet(path: Path) -> bool:
-    import pyarrow.parquet as pq
-
-    return {"_index", "entities"} <= set(pq.ParquetFile(path).schema_arrow.names)
-
-
 def _add_form(forms: list[str], surface: str) -> None:
     if surface not in forms:
         forms.append(surface)
@@ -242,7 +221,14 @@ def _add_form(forms: list[str], surface: str) -> None:
 
 def collect(documents: Iterable[Document]) -> RolesTable:
     """Build the roles and MEETS tables from documents with entities and relations (gold or predicted)."""
-    # pass 1: per-article facts with canonical keys
+    facts, meets = _article_facts(documents)
+    rows = _role_rows(facts, _person_clusters(facts))
+    ordered = sorted(rows, key=lambda r: (r.person.casefold(), r.first_date or "", r.position.casefold()))
+    return RolesTable(ordered, sorted(_meet_rows(meets), key=lambda m: (m.head.casefold(), m.tail.casefold())))
+
+
+def _article_facts(documents: Iterable[Document]) -> tuple[list[tuple], list[tuple]]:
+    """Pass 1: per-article role facts and MEETS pairs with canonical keys."""
     facts = []  # (doc id, date, date source, person key, pos key, org key, surfaces, score)
     meets = []
     for doc in documents:
@@ -267,8 +253,12 @@ def collect(documents: Iterable[Document]) -> RolesTable:
                 hk = org_key.get(h.id, canonical(h.text))
                 tk = org_key.get(t.id, canonical(t.text))
                 meets.append((doc.id, day, hk, tk, org_name.get(hk, h.text), org_name.get(tk, t.text)))
+    return facts, meets
 
-    # pass 2: one name in several articles is one person only if the articles share a position or body
+
+def _person_clusters(facts: list[tuple]) -> dict[tuple[str, str], int]:
+    """Pass 2: which person each (name, article) is: one name in several articles is one person only if
+    the articles share a position or body."""
     parent: dict[tuple[str, str], tuple[str, str]] = {}
 
     def find(x):
@@ -293,10 +283,14 @@ def collect(documents: Iterable[Document]) -> RolesTable:
         if root not in clusters:
             count_per_name[pk] = count_per_name.get(pk, 0) + 1
             clusters[root] = count_per_name[pk]
+    return {node: clusters[find(node)] for node in {(f[3], f[0]) for f in facts}}
 
+
+def _role_rows(facts: list[tuple], person_of: dict[tuple[str, str], int]) -> list[RoleRow]:
+    """Pass 3: one row per person, position and body, with its articles and dates."""
     rows: dict[tuple, RoleRow] = {}
     for doc_id, day, source, pk, posk, ok, (ps, poss, orgs, org_full), score in facts:
-        n = clusters[find((pk, doc_id))]
+        n = person_of[(pk, doc_id)]
         key = (pk, n, posk, ok)
         row = rows.get(key)
         if row is None:
@@ -315,6 +309,10 @@ def collect(documents: Iterable[Document]) -> RolesTable:
             row.last_date = max(filter(None, [row.last_date, day]))
         if score is not None:
             row.best_score = max(score, row.best_score or 0.0)
+    return list(rows.values())
+
+
+def _meet_rows(meets: list[tuple]) -> list[MeetRow]:
     meet_rows: dict[tuple[str, str], MeetRow] = {}
     for doc_id, day, hk, tk, hs, ts in meets:
         m = meet_rows.setdefault((hk, tk), MeetRow(hs, ts))
@@ -324,8 +322,7 @@ def collect(documents: Iterable[Document]) -> RolesTable:
             m.articles.append(doc_id)
             if day:
                 m.dates.append(day)
-    ordered = sorted(rows.values(), key=lambda r: (r.person.casefold(), r.first_date or "", r.position.casefold()))
-    return RolesTable(ordered, sorted(meet_rows.values(), key=lambda m: (m.head.casefold(), m.tail.casefold())))
+    return list(meet_rows.values())
 
 
 # --------------------------------------------------------------------------- HTML

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .corpus import json_line
+from .corpus import Document, json_line
 
 FORMATS = ("jsonl", "parquet")
 PLAN_FILE = "_plan.json"
@@ -167,3 +167,22 @@ def _row_to_record(row: dict) -> dict:
 
 def _drop_null_score(d: dict) -> dict:
     return {k: v for k, v in d.items() if not (k == "score" and v is None)}
+
+
+def read_shards(path: str | Path) -> list[Document] | None:
+    """The tagged articles of a folder of shards (``vnpol predict --engine ray``) or of one Parquet shard file,
+    in input order and without error records; ``None`` when ``path`` is neither."""
+    p = Path(path)
+    if is_shard_folder(p):
+        records = list(iter_collection(p))
+    elif p.suffix == ".parquet" and p.is_file() and _is_prediction_parquet(p):
+        records = sorted(read_shard_records(p), key=lambda r: r["_index"])
+    else:
+        return None
+    return [Document.from_dict({k: v for k, v in r.items() if k != "_index"}) for r in records if "text" in r]
+
+
+def _is_prediction_parquet(path: Path) -> bool:
+    import pyarrow.parquet as pq
+
+    return {"_index", "entities"} <= set(pq.ParquetFile(path).schema_arrow.names)

@@ -26,56 +26,18 @@ import torch
 
 from . import encoders
 from .config import Config, load_config
-from .corpus import CorpusError, Document, load_and_validate
+from .corpus import Document
 from .encoding import Preprocessing, SubwordTokenizer, encode_document
 from .batches import Example, collate, joint_loss, window_examples
 from .checkpoints import atomic_dir, latest_checkpoint, load_optimizer, plot_curves, save_optimizer
 from .evaluation import evaluate_model, headline, write_report
+from .formats import load_corpus, read_corpus
 from .inference import Extractor
 from .model import JointModel, build_encoder, freeze_embeddings, resolve_precision
 from .saving import save
 from .schema import Scheme, resolve as resolve_scheme
 
 log = logging.getLogger("vnpol.training")
-
-
-# --------------------------------------------------------------------------- data
-
-
-CONLL_SUFFIXES = (".conll", ".bio", ".iob")
-
-
-def read_corpus(paths: list[str]) -> list[Document]:
-    """Read corpus files without checking them (JSON Lines, or CoNLL BIO for entity-only data)."""
-    from .corpus import read_jsonl
-    from .formats import read_conll
-
-    docs: list[Document] = []
-    for p in paths:
-        docs.extend(read_conll(p) if str(p).endswith(CONLL_SUFFIXES) else read_jsonl(p, validate=False))
-    return docs
-
-
-def load_corpus(paths: list[str], what: str, scheme: Scheme | None = None) -> list[Document]:
-    """Read and validate corpus files against ``scheme``; refuse to continue on any problem."""
-    if not paths:
-        return []
-    from .corpus import validate_document
-    from .formats import read_conll
-
-    conll = [p for p in paths if str(p).endswith(CONLL_SUFFIXES)]
-    docs, problems = load_and_validate([p for p in paths if p not in conll], scheme=scheme)
-    for path in conll:
-        for doc in read_conll(path):
-            found = validate_document(doc.to_dict(), str(path), scheme=scheme)
-            problems.extend(found)
-            if not found:
-                docs.append(doc)
-    if problems:
-        raise CorpusError(problems)
-    if not docs:
-        raise ValueError(f"{what} data {paths} holds no documents")
-    return docs
 
 
 # --------------------------------------------------------------------------- encoder and tokenizer
