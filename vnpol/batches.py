@@ -1,13 +1,29 @@
-"""Training batches: encoded windows with their gold tags and relation pairs, and the joint loss."""
+"""Training batches: encoded windows with their gold tags and relation pairs, and the joint loss.
+
+:func:`training_examples` encodes a corpus into windows once and keeps them as an Arrow dataset
+(Hugging Face ``datasets``) under a key made of everything the windows depend on — the documents,
+the tokenizer, the preprocessing, the scheme and the encoding code's version — so a second run on
+the same corpus and tokenizer reads them back instead of segmenting and tokenizing again.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Sequence
 
 import torch
 
-from .encoding import IGNORE, EncodedDocument, candidate_pairs, pair_features
+from .corpus import Document, json_line
+from .encoding import IGNORE, EncodedDocument, Preprocessing, SubwordTokenizer, candidate_pairs, encode_document, pair_features
 from .model import JointModel
 from .schema import Scheme
+
+#: bump when encode_document, make_windows or window_examples change what they produce
+WINDOWS_FORMAT = 1
 
 
 @dataclass
@@ -76,3 +92,91 @@ def joint_loss(model: JointModel, batch: dict[str, torch.Tensor], relation_weigh
     else:
         rel_loss = tag_loss.new_zeros(())
     return tag_loss + relation_weight * rel_loss, float(tag_loss.detach()), float(rel_loss.detach())
+
+
+# --------------------------------------------------------------------------- encoded windows, cached as Arrow
+
+
+def training_examples(docs: Sequence[Document], tokenizer: SubwordTokenizer, prep: Preprocessing, scheme: Scheme, *,
+                      cache_dir: str | Path | None = None, say: Callable[[str], object] = print) -> list[Example]:
+    """The training windows of ``docs``; with ``cache_dir``, read from (or written to) an Arrow dataset there."""
+    def encode() -> list[Example]:
+        return [ex for d in docs for ex in window_examples(encode_document(d, tokenizer, prep, with_labels=True, scheme=scheme), scheme)]
+
+    if cache_dir is None:
+        return encode()
+    import datasets
+
+    target = Path(cache_dir) / f"windows-{windows_key(docs, tokenizer, prep, scheme)}"
+    if (target / "dataset_info.json").exists():
+        try:
+            examples = _from_arrow(datasets.load_from_disk(str(target)))
+            say(f"vnpol: {len(examples)} encoded training windows read from the cache {target}")
+            return examples
+        except (OSError, ValueError, KeyError) as exc:  # a damaged cache entry is rebuilt, never trusted
+            say(f"vnpol: cache {target} unreadable ({type(exc).__name__}); encoding again")
+            shutil.rmtree(target, ignore_errors=True)
+    examples = encode()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".windows-", dir=target.parent))
+    bars = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()  # vnpol prints one line per step; the encoder log stays readable
+    try:
+        datasets.Dataset.from_dict(_columns(examples), features=_features()).save_to_disk(str(staging / "data"))
+    finally:
+        if bars:
+            datasets.enable_progress_bars()
+    try:  # written whole, then renamed: a killed run never leaves half a cache entry
+        (staging / "data").rename(target)
+    except OSError:  # another run wrote the same entry first
+        pass
+    shutil.rmtree(staging, ignore_errors=True)
+    return examples
+
+
+def windows_key(docs: Sequence[Document], tokenizer: SubwordTokenizer, prep: Preprocessing, scheme: Scheme) -> str:
+    """A digest of everything the encoded windows depend on."""
+    from . import __version__
+
+    h = hashlib.sha256()
+    head = {"format": WINDOWS_FORMAT, "vnpol": __version__, "prep": asdict(prep), "scheme": scheme.to_dict(),
+            "segmenter": _segmenter_version(prep.segmenter)}
+    h.update(json.dumps(head, sort_keys=True).encode())
+    h.update(_tokenizer_fingerprint(tokenizer.hf).encode("utf-8", "surrogatepass"))
+    for d in docs:
+        h.update(json_line(d.to_dict()).encode("utf-8", "surrogatepass") + b"\n")
+    return h.hexdigest()[:20]
+
+
+def _tokenizer_fingerprint(hf) -> str:
+    if getattr(hf, "is_fast", False):
+        return type(hf).__name__ + hf.backend_tokenizer.to_str()
+    return type(hf).__name__ + json.dumps(sorted(hf.get_vocab().items()), ensure_ascii=False) + repr(hf.init_kwargs.get("do_lower_case"))
+
+
+def _segmenter_version(name: str) -> str:
+    if name == "none":
+        return "none"
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"{name} {version(name)}"
+    except PackageNotFoundError:
+        return name
+
+
+def _features():
+    import datasets
+
+    ints = datasets.Sequence(datasets.Value("int32"))
+    return datasets.Features({"input_ids": ints, "word_pos": ints, "word_labels": ints, "pairs": datasets.Sequence(ints)})
+
+
+def _columns(examples: list[Example]) -> dict[str, list]:
+    return {"input_ids": [e.input_ids for e in examples], "word_pos": [e.word_pos for e in examples],
+            "word_labels": [e.word_labels for e in examples], "pairs": [e.pairs for e in examples]}
+
+
+def _from_arrow(ds) -> list[Example]:
+    cols = ds.to_dict()
+    return [Example(*row) for row in zip(cols["input_ids"], cols["word_pos"], cols["word_labels"], cols["pairs"])]

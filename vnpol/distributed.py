@@ -142,6 +142,21 @@ def _run(todo: list[Shard], tagger: dict, num_workers: int, cpus_per_worker: flo
             ray.shutdown()
 
 
+def _check_reachable(address: str, timeout: float = 10.0) -> None:
+    """Refuse an address nothing listens on: Ray itself retries such an address for many minutes."""
+    import socket
+
+    host_port = address.split("://", 1)[-1]
+    host, _, port = host_port.rpartition(":")
+    if address == "auto" or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise RuntimeError(f"cannot join the Ray cluster at {address}: nothing answers there ({exc}); is it running "
+                           "(`ray status` on the head node), and can this machine reach the head's port?") from None
+
+
 def _init_ray(address: str | None, num_cpus: int | None, cpus_needed: float) -> bool:
     """Start or join Ray; returns whether this call started it (and so must shut it down)."""
     import ray
@@ -152,11 +167,14 @@ def _init_ray(address: str | None, num_cpus: int | None, cpus_needed: float) -> 
     kwargs = {"runtime_env": {"env_vars": env}, "include_dashboard": False, "log_to_driver": True,
               "logging_level": "WARNING"}
     if address:
+        _check_reachable(address)
         try:
             ray.init(address=address, **kwargs)
         except ConnectionError as exc:
             raise RuntimeError(f"cannot join the Ray cluster at {address}: {exc}; is it running there "
-                               "(`ray status` on the head node), and can this machine reach the head?") from exc
+                               "(`ray status` on the head node), can this machine reach the head, and if the cluster "
+                               "uses token authentication, are RAY_AUTH_MODE=token and RAY_AUTH_TOKEN (or "
+                               "RAY_AUTH_TOKEN_PATH) set here?") from exc
         return True
     num_cpus = num_cpus or os.cpu_count() or 1
     if cpus_needed > num_cpus:

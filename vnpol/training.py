@@ -27,8 +27,8 @@ import torch
 from . import encoders
 from .config import Config, load_config
 from .corpus import Document
-from .encoding import Preprocessing, SubwordTokenizer, encode_document
-from .batches import Example, collate, joint_loss, window_examples
+from .encoding import Preprocessing, SubwordTokenizer
+from .batches import Example, collate, joint_loss, training_examples
 from .checkpoints import atomic_dir, latest_checkpoint, load_optimizer, plot_curves, save_optimizer
 from .evaluation import evaluate_model, headline, write_report
 from .formats import load_corpus, read_corpus
@@ -362,8 +362,9 @@ def train(cfg: Config, output: str | Path, *, resume: bool = False, say=print) -
     cfg, model, hf_tokenizer, encoder_name = build_model(cfg, corpus, say)
     prep = preprocessing_of(cfg)
     tokenizer = SubwordTokenizer(hf_tokenizer)
-    examples = [ex for d in corpus.train
-                for ex in window_examples(encode_document(d, tokenizer, prep, with_labels=True, scheme=corpus.scheme), corpus.scheme)]
+    cache = cfg.data.cache_dir
+    examples = training_examples(corpus.train, tokenizer, prep, corpus.scheme, say=say,
+                                 cache_dir=encoders.cache_dir() / "windows" if cache == "auto" else cache)
     say(f"vnpol: {len(examples)} training windows of at most {prep.max_length} positions")
     mp = _mixed_precision(cfg.training.mixed_precision)
     accelerator = Accelerator(mixed_precision=mp, gradient_accumulation_steps=cfg.training.gradient_accumulation_steps,
