@@ -127,20 +127,6 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         raise ConfigError("\n".join(_describe(err, values, origin) for err in exc.errors())) from None
 
 
-def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
-    """A new config: ``cfg`` with more ``--set`` overrides, validated like the rest."""
-    values = cfg.to_dict()
-    origin: dict[tuple, str] = {}
-    for item in overrides:
-        key, value = _parse_override(item)
-        _deep_merge(values, _nest(key, value), origin, "--set", ())
-    values["overrides"] = list(cfg.overrides) + list(overrides)
-    try:
-        return Config.model_validate(values)
-    except ValidationError as exc:
-        raise ConfigError("\n".join(_describe(err, values, origin) for err in exc.errors())) from None
-
-
 def _yaml_chain(path: Path) -> list[tuple[dict[str, Any], str]]:
     if not path.exists():
         raise FileNotFoundError(f"config file {path} not found (see configs/ for the shipped ones)")

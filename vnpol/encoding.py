@@ -75,14 +75,6 @@ class EncodedDocument:
         """Raw-text character span of words ``[w0, w1)``."""
         return self.norm.to_raw_span(self.words[w0][0], self.words[w1 - 1][1])
 
-    def window_of_word(self) -> list[int]:
-        owner = [0] * len(self.words)
-        for k, w in enumerate(self.windows):
-            for i in range(w.own_start, w.own_end):
-                owner[i] = k
-        return owner
-
-
 class SubwordTokenizer:
     """Word → subword ids with a cache; works for slow and fast Hugging Face tokenizers."""
 

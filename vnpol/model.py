@@ -130,10 +130,6 @@ def freeze_embeddings(model: "JointModel") -> None:
         p.requires_grad_(False)
 
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 # --------------------------------------------------------------------------- numeric precision
 
 

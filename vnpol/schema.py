@@ -136,9 +136,6 @@ class Scheme:
             raise SchemeError("scheme: auto found no entity in the training data")
         return cls(name, tuple(types), {r: frozenset(p) for r, p in sigs.items()})
 
-    def same_as(self, other: "Scheme") -> bool:
-        return (self.entity_types, dict(self.signatures)) == (other.entity_types, dict(other.signatures))
-
     def describe(self) -> str:
         rels = f"; relations {', '.join(self.relation_types)}" if self.signatures else "; no relations"
         return f"{self.name!r} (entities {', '.join(self.entity_types)}{rels})"
@@ -151,7 +148,6 @@ def _shipped(name: str) -> Scheme:
 
 #: The default scheme of ``ANNOTATION.md`` (v1).
 POLITICAL = _shipped("political")
-SCHEME_VERSION = POLITICAL.name
 
 
 def resolve(spec: str | Scheme | None, docs: Iterable[Any] = ()) -> Scheme:
