@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import torch  # noqa: E402
 from benchmark_report import write_section  # noqa: E402
 
-from vnpol.cli import add_precision  # noqa: E402
+from vnpol.predict_cli import add_precision  # noqa: E402
 from vnpol.corpus import Document, read_jsonl  # noqa: E402
 from vnpol.encoding import encode_document  # noqa: E402
 from vnpol.predict import load  # noqa: E402

@@ -11,6 +11,7 @@
 
 Every written file is validated; the script fails on any problem.
 """
+import argparse
 import json
 import sys
 import unicodedata
@@ -63,6 +64,7 @@ def split(docs: list, path: Path) -> dict:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     seeds = build_seeds()
     write_jsonl(seeds, ROOT / "seeds/gold.jsonl")
     authored = build_authored()
