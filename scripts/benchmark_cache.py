@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import re
 import sys
 import tempfile
 import time
@@ -27,6 +26,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT))
 
 from benchmark_report import write_section  # noqa: E402
+from peer_hf import sentence_examples  # noqa: E402  (the peer's words and IOB2 tags per sentence)
 
 from vnpol import encoders  # noqa: E402
 from vnpol.batches import training_examples  # noqa: E402
@@ -34,29 +34,14 @@ from vnpol.corpus import Document, read_jsonl  # noqa: E402
 from vnpol.encoding import Preprocessing, SubwordTokenizer  # noqa: E402
 from vnpol.formats import read_conll  # noqa: E402
 from vnpol.schema import POLITICAL, resolve  # noqa: E402
-from vnpol.text import split_sentences  # noqa: E402
-
-WORD = re.compile(r"\w+|[^\w\s]")
 
 
 def conll_lines(docs: list[Document], n_sentences: int) -> list[str]:
     """BIO lines (``token tag``) for ``n_sentences`` sentences of ``docs``, cycling through them."""
-    def sentences():
-        for d in docs:
-            for s0, s1 in split_sentences(d.text):
-                rows = []
-                for m in WORD.finditer(d.text[s0:s1]):
-                    a, b = s0 + m.start(), s0 + m.end()
-                    ent = next((e for e in d.entities if e.start <= a and b <= e.end), None)
-                    tag = "O" if ent is None else ("B-" if not any(
-                        ent.start <= s0 + p.start() < a for p in WORD.finditer(d.text[s0:s1])) else "I-") + ent.type
-                    rows.append(f"{m.group()} {tag}")
-                if rows:
-                    yield rows
-
+    sentences = [ex for d in docs for ex in sentence_examples(d) if ex["words"]]
     lines: list[str] = []
-    for rows in itertools.islice(itertools.cycle(list(sentences())), n_sentences):
-        lines.extend(rows + [""])
+    for ex in itertools.islice(itertools.cycle(sentences), n_sentences):
+        lines.extend([f"{w} {t}" for w, t in zip(ex["words"], ex["tags"])] + [""])
     return lines
 
 

@@ -112,11 +112,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .corpus import CorpusError
     from .evaluation import evaluate_model, headline, write_report
+    from .formats import load_corpus, read_corpus
     from .predict import load
-    from .formats import load_corpus
-
     from .schema import SchemeError, check_compatible, resolve
-    from .formats import read_corpus
 
     extractor = load(args.model, device=args.device, precision=args.precision)
     try:

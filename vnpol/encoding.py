@@ -75,6 +75,7 @@ class EncodedDocument:
         """Raw-text character span of words ``[w0, w1)``."""
         return self.norm.to_raw_span(self.words[w0][0], self.words[w1 - 1][1])
 
+
 class SubwordTokenizer:
     """Word → subword ids with a cache; works for slow and fast Hugging Face tokenizers."""
 
