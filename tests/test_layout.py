@@ -18,7 +18,7 @@ STAGES: list[set[str]] = [
     {"corpus"},                                                   # documents, JSON Lines, validation
     {"markup", "formats", "labelstudio", "shard_io", "evaluation"},  # the corpus stage, continued; metrics
     {"encoders", "encoding"},                                     # text -> subword windows
-    {"model", "batches", "saving"},                               # the joint model, its batches and files
+    {"model", "batches", "saving", "runtime"},                    # the joint model, its batches, files and runtimes
     {"inference", "thresholds"},                                  # a model over documents
     {"training"},
     {"predict", "shards", "distributed"},                         # the user's load() and its engines

@@ -116,7 +116,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .predict import load
     from .schema import SchemeError, check_compatible, resolve
 
-    extractor = load(args.model, device=args.device, precision=args.precision)
+    extractor = load(args.model, device=args.device, precision=args.precision, backend=args.backend)
     try:
         check_compatible(extractor.scheme, resolve("auto", read_corpus(args.data)), f"data {', '.join(args.data)}")
         gold = load_corpus(args.data, "evaluation", extractor.scheme)

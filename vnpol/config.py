@@ -51,6 +51,10 @@ class ModelConfig(_Section):
     #: dropout on the encoder's attention probabilities; null keeps the encoder's own (0.1 for BERT/RoBERTa).
     #: 0 lets PyTorch use its fused attention kernel in training, which on CPU is much faster
     attention_dropout: Optional[float] = Field(None, ge=0, lt=1)
+    #: keep only the encoder's bottom N transformer layers (0 = all): the ``fast`` recipe's layer-dropped
+    #: encoder, fine-tuned as usual; dropping the top layers costs least (Sajjad et al. 2023, "On the effect
+    #: of dropping layers of pre-trained transformer models")
+    encoder_layers: int = Field(0, ge=0)
     relation_hidden: int = Field(256, gt=0)
     type_dim: int = Field(32, gt=0)
     freeze_embeddings: bool = False

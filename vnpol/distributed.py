@@ -84,7 +84,7 @@ class ShardTagger:
 def predict_dataset(inputs: Sequence[str | Path], model: str | Path, output: str | Path, *, fmt: str = "jsonl",
                     num_workers: int = 1, gpus_per_worker: float = 0.0, cpus_per_worker: float = 1.0,
                     batch_size: int = 16, shard_size: int = 256, device: str | None = None, precision: str = "auto",
-                    entity_threshold: float | None = None, relation_threshold: float | None = None, max_chars: int = 10_000_000,
+                    backend: str = "torch", entity_threshold: float | None = None, relation_threshold: float | None = None, max_chars: int = 10_000_000,
                     resume: bool = False, address: str | None = None, num_cpus: int | None = None,
                     progress: Callable[[int, int], None] | None = None) -> RunSummary:
     """Tag ``inputs`` into a folder of shards ``output`` with a pool of ``num_workers`` Ray actors.
@@ -107,7 +107,7 @@ def predict_dataset(inputs: Sequence[str | Path], model: str | Path, output: str
     tagger = {"model": os.path.abspath(model), "out_dir": os.path.abspath(output), "fmt": fmt,
               "threads": int(cpus_per_worker), "batch_size": batch_size, "max_chars": max_chars,
               "load_kwargs": {"device": device or ("cuda" if gpus_per_worker > 0 else "cpu"), "precision": precision,
-                              "entity_threshold": entity_threshold, "relation_threshold": relation_threshold}}
+                              "backend": backend, "entity_threshold": entity_threshold, "relation_threshold": relation_threshold}}
     if todo:
         for row in _run(todo, tagger, num_workers, cpus_per_worker, gpus_per_worker, address, num_cpus):
             summary.records += int(row["records"])

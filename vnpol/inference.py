@@ -18,6 +18,7 @@ from .corpus import Document, Entity, Relation
 from .decoding import decode_relations, spans_from_tags, viterbi_batch
 from .encoding import EncodedDocument, Preprocessing, SubwordTokenizer, candidate_pairs, encode_document, pair_features
 from .model import JointModel, resolve_precision
+from .runtime import BACKENDS
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -45,16 +46,36 @@ class _Pending:
     windows_left: int
 
 
+def _in_text_order(entities: list[Entity], relations: list[Relation]) -> tuple[list[Entity], list[Relation]]:
+    """Entities sorted by position, predicted ones numbered T1, T2, ... in that order (windows may have
+    been run in any order); relations follow the new ids. Gold ids (``gold_entities``) are kept."""
+    entities = sorted(entities, key=lambda e: (e.start, e.end))
+    renamed = {}
+    for n, e in enumerate(entities, 1):
+        if e.id.startswith("\0"):
+            renamed[e.id] = e.id = f"T{n}"
+    order = {e.id: i for i, e in enumerate(entities)}
+    relations = sorted((Relation(renamed.get(r.head, r.head), renamed.get(r.tail, r.tail), r.type, r.score) for r in relations),
+                       key=lambda r: (order[r.head], order[r.tail], r.type))
+    return entities, relations
+
+
 class Extractor:
     """Entity and relation extraction with a loaded :class:`JointModel`."""
 
     def __init__(self, model: JointModel, tokenizer, prep: Preprocessing, meta: dict | None = None, *,
                  device: str | torch.device = "cpu", precision: str = "auto",
                  entity_threshold: float | None = None, relation_threshold: float | dict[str, float] | None = None,
-                 batch_size: int = 16, constraints: bool = True):
+                 batch_size: int = 16, constraints: bool = True, backend: str = "torch", say=print):
         self.device = resolve_device(device) if isinstance(device, str) else device
         self.model = model.to(self.device).eval()
-        self.precision = resolve_precision(precision, self.device)
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        if backend == "torch" and precision == "int8":
+            raise ValueError("precision 'int8' needs backend='onnx' (ONNX Runtime's int8 kernels)")
+        self.backend = backend
+        self._onnx = self._open_onnx(precision, say) if backend == "onnx" else None
+        self.precision = self._onnx_precision if self._onnx else resolve_precision(precision, self.device)
         if self.precision == "fp16" and self.device.type == "cuda":
             self.model.half()  # weights in fp16: half the GPU memory, no casts
         self.tokenizer = SubwordTokenizer(tokenizer)
@@ -68,6 +89,9 @@ class Extractor:
         self.entity_threshold = saved.get("entity", 0.0) if entity_threshold is None else entity_threshold
         self.relation_threshold = saved.get("relation", 0.5) if relation_threshold is None else relation_threshold
         self.batch_size = batch_size
+        #: windows are grouped by length over this many batches at a time (1: input order). On the speed
+        #: benchmark's 100 articles, 8 cuts padded positions from 14.6 % to 4.6 % of the encoder's input
+        self.group_batches = 8
         #: apply the scheme's one_per constraints when decoding relations (a title is held by one person)
         self.constraints = constraints
 
@@ -103,31 +127,52 @@ class Extractor:
             p = _Pending(i, enc, [], [], len(enc.windows))
             pending.append(p)
             queue.extend((p, k) for k in range(len(enc.windows)))
-            while len(queue) >= batch_size:
-                self._run(queue[:batch_size], gold_entities, e_thr, r_thr)
-                del queue[:batch_size]
+            if len(queue) >= batch_size * self.group_batches:
+                self._run_grouped(queue, batch_size, gold_entities, e_thr, r_thr)
                 yield from self._flush(pending)
-        while queue:
-            self._run(queue[:batch_size], gold_entities, e_thr, r_thr)
-            del queue[:batch_size]
+        self._run_grouped(queue, batch_size, gold_entities, e_thr, r_thr)
         yield from self._flush(pending)
         yield from self._flush(pending, final=True)
 
     def autocast(self):
         """The numeric context the encoder and heads run in (bf16 autocast, or nothing)."""
-        if self.precision == "fp32" or (self.precision == "fp16" and self.device.type == "cuda"):
+        if self.precision in ("fp32", "int8") or (self.precision == "fp16" and self.device.type == "cuda"):
             return contextlib.nullcontext()
         dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
         return torch.autocast(self.device.type, dtype=dtype)
 
     # ------------------------------------------------------------------ internals
 
+    def _open_onnx(self, precision: str, say):
+        from .runtime import ONNX_PRECISIONS, onnx_encoder
+
+        if self.device.type != "cpu":
+            raise ValueError(f"backend 'onnx' runs on the CPU, not on {self.device}; use backend='torch' there")
+        if precision not in ONNX_PRECISIONS:
+            raise ValueError(f"backend 'onnx' runs in precision {', '.join(ONNX_PRECISIONS)}, got {precision!r}")
+        self._onnx_precision = "fp32" if precision == "auto" else precision
+        return onnx_encoder(self.model.encoder, precision=self._onnx_precision, say=say)
+
+    def _encode(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self._onnx is not None:
+            return self._onnx(ids, mask)
+        with self.autocast():
+            return self.model.encode(ids.to(self.device), mask.to(self.device))
+
     @staticmethod
     def _flush(pending: list[_Pending], final: bool = False) -> Iterator[Document]:
         while pending and (pending[0].windows_left == 0 or final):
             p = pending.pop(0)
             doc = p.encoded.doc
-            yield Document(doc.id, doc.text, p.entities, p.relations, dict(doc.meta))
+            yield Document(doc.id, doc.text, *_in_text_order(p.entities, p.relations), dict(doc.meta))
+
+    def _run_grouped(self, queue: list[tuple[_Pending, int]], batch_size: int, *args) -> None:
+        """Run every queued window, in batches of windows of similar length (no dead padded positions),
+        and empty the queue. Results do not depend on the grouping: windows are encoded independently."""
+        queue.sort(key=lambda item: len(item[0].encoded.windows[item[1]].input_ids))
+        for i in range(0, len(queue), batch_size):
+            self._run(queue[i:i + batch_size], *args)
+        queue.clear()
 
     @torch.inference_mode()
     def _run(self, items: list[tuple[_Pending, int]], gold_entities: bool, e_thr: float, r_thr: float) -> None:
@@ -138,8 +183,7 @@ class Extractor:
         for r, w in enumerate(windows):
             ids[r, : len(w.input_ids)] = torch.tensor(w.input_ids)
             mask[r, : len(w.input_ids)] = 1
-        with self.autocast():
-            hidden = self.model.encode(ids.to(self.device), mask.to(self.device))
+        hidden = self._encode(ids, mask)
 
         word_rows, word_pos = [], []
         for r, w in enumerate(windows):
@@ -166,7 +210,7 @@ class Extractor:
             ents = []
             for w0, w1, etype, score, eid in spans:
                 start, end = enc.raw_span(w0, w1)
-                ent = Entity(eid or f"T{len(p.entities) + 1}", start, end, etype, enc.doc.text[start:end], score)
+                ent = Entity(eid or f"\0{len(p.entities) + 1}", start, end, etype, enc.doc.text[start:end], score)
                 p.entities.append(ent)
                 ents.append(ent)
             simple = [(w0, w1, etype) for w0, w1, etype, _, _ in spans]

@@ -98,11 +98,17 @@ class JointModel(nn.Module):
         return logits.masked_fill(~allowed, torch.finfo(logits.dtype).min)
 
 
+class EncoderDepthError(RuntimeError):
+    """``model.encoder_layers`` asks for more layers than the pre-trained encoder has."""
+
+
 def build_encoder(name_or_path: str, *, random_init_config: dict[str, Any] | None = None,
-                  attention_dropout: float | None = None):
+                  attention_dropout: float | None = None, layers: int = 0):
     """Load a pre-trained encoder (hub id, local dir, or ``embedded:...``) or build a random one.
 
     ``attention_dropout`` replaces the encoder config's ``attention_probs_dropout_prob`` (None keeps it).
+    ``layers`` > 0 keeps only the bottom ``layers`` transformer layers (their pre-trained weights; the
+    saved config records the new depth, so the model reloads as it was trained).
     """
     from transformers import AutoConfig, AutoModel, RobertaConfig, RobertaModel
     from transformers.utils import logging as hf_logging
@@ -113,6 +119,10 @@ def build_encoder(name_or_path: str, *, random_init_config: dict[str, Any] | Non
         config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=False)
     if attention_dropout is not None:
         config.attention_probs_dropout_prob = attention_dropout
+    if layers:
+        if layers > config.num_hidden_layers:
+            raise EncoderDepthError(f"model.encoder_layers: {layers} is more than the encoder's {config.num_hidden_layers} layers")
+        config.num_hidden_layers = layers
     if random_init_config is not None:
         return RobertaModel(config, add_pooling_layer=False)
     kwargs = {"add_pooling_layer": False} if config.model_type in ("bert", "roberta", "xlm-roberta") else {}

@@ -23,18 +23,21 @@ from .inference import Extractor, resolve_device
 __all__ = ["Extractor", "load", "iter_inputs", "predict_records", "InputItem"]
 
 
-def load(model_dir: str | Path, device: str = "auto", *, precision: str = "auto", **kwargs) -> Extractor:
+def load(model_dir: str | Path, device: str = "auto", *, precision: str = "auto", backend: str = "torch",
+         **kwargs) -> Extractor:
     """Load a saved model directory as an :class:`Extractor`.
 
     ``device``: ``"auto"`` (GPU when present), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``.
     ``precision``: ``"auto"`` (fp16 weights on CUDA, bf16 autocast on CPUs with AMX, else fp32),
-    ``"fp32"``, ``"fp16"`` or ``"bf16"``.
+    ``"fp32"``, ``"fp16"`` or ``"bf16"``; with ``backend="onnx"`` also ``"int8"``.
+    ``backend``: ``"torch"``, or ``"onnx"`` (CPU): the encoder exported once to ONNX Runtime and
+    cached (see :mod:`vnpol.runtime`); same offsets, same decoding.
     """
     from .saving import load_model
 
-    dev = resolve_device(device)
+    dev = resolve_device("cpu" if backend == "onnx" and device == "auto" else device)
     model, tokenizer, prep, meta = load_model(model_dir, device="cpu")
-    return Extractor(model, tokenizer, prep, meta, device=dev, precision=precision, **kwargs)
+    return Extractor(model, tokenizer, prep, meta, device=dev, precision=precision, backend=backend, **kwargs)
 
 
 # --------------------------------------------------------------------------- batch inputs (files, folders, JSON Lines)

@@ -12,10 +12,13 @@ from pathlib import Path
 
 
 def add_precision(p: argparse.ArgumentParser) -> None:
+    """``--precision`` and ``--backend`` (how the encoder runs), shared by predict and evaluate."""
     from .config import PRECISIONS
 
-    p.add_argument("--precision", default="auto", choices=PRECISIONS,
-                   help="auto: fp16 on CUDA, bf16 autocast on CPUs with AMX, else fp32")
+    p.add_argument("--precision", default="auto", choices=[*PRECISIONS, "int8"],
+                   help="auto: fp16 on CUDA, bf16 autocast on CPUs with AMX, else fp32; int8 needs --backend onnx")
+    p.add_argument("--backend", default="torch", choices=["torch", "onnx"],
+                   help="onnx: the encoder exported once to ONNX Runtime (CPU; needs vnpol[onnx])")
 
 
 def add_predict_parser(add) -> None:
@@ -75,7 +78,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             except (ValueError, KeyError, TypeError):
                 continue
     extractor = load(args.model, device=args.device if world == 1 else str(state.device), precision=args.precision,
-                     entity_threshold=args.entity_threshold, relation_threshold=args.relation_threshold)
+                     backend=args.backend, entity_threshold=args.entity_threshold, relation_threshold=args.relation_threshold)
     items = (it for it in iter_inputs(args.inputs, max_chars=args.max_chars)
              if it.index % world == rank and it.id not in done)
     target = out if world == 1 else out.with_name(f"{out.name}.part{rank}")
@@ -114,7 +117,7 @@ def _predict_ray(args: argparse.Namespace) -> int:
     summary = predict_dataset(
         args.inputs, args.model, args.output, fmt=args.format, num_workers=args.num_workers,
         gpus_per_worker=args.gpus_per_worker, cpus_per_worker=args.cpus_per_worker, batch_size=args.batch_size,
-        shard_size=args.shard_size, device=None if args.device == "auto" else args.device, precision=args.precision,
+        shard_size=args.shard_size, device=None if args.device == "auto" else args.device, precision=args.precision, backend=args.backend,
         entity_threshold=args.entity_threshold, relation_threshold=args.relation_threshold, max_chars=args.max_chars,
         resume=args.resume, address=args.address, num_cpus=args.num_cpus, progress=None if args.quiet else print_progress)
     for _, item_id, error in summary.errors:

@@ -74,7 +74,8 @@ def resolve_encoder(cfg: Config, train_texts: list[str], *, say=print):
         init = dict(cfg.model.random_init)
         init.update(vocab_size=len(tokenizer), max_position_embeddings=prep.max_length + 2,
                     pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
-        return cfg, build_encoder("random", random_init_config=init, attention_dropout=cfg.model.attention_dropout), tokenizer, "random"
+        return cfg, build_encoder("random", random_init_config=init, attention_dropout=cfg.model.attention_dropout,
+                                  layers=cfg.model.encoder_layers), tokenizer, "random"
     try:
         path = encoders.resolve(name)
         if cfg.model.prune_vocabulary:
@@ -82,7 +83,7 @@ def resolve_encoder(cfg: Config, train_texts: list[str], *, say=print):
 
             path = str(encoders.pruned(path, [normalize(t, tones=prep.normalize_tones).text for t in train_texts], progress=say))
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
-        encoder = build_encoder(path, attention_dropout=cfg.model.attention_dropout)
+        encoder = build_encoder(path, attention_dropout=cfg.model.attention_dropout, layers=cfg.model.encoder_layers)
         return cfg, encoder, tokenizer, name
     except (OSError, ValueError, ImportError) as exc:
         if not cfg.model.fallback_config:
