@@ -148,6 +148,45 @@ def measure(extractor, model_dir: Path, texts: list[str], batch_size: int, devic
     return row
 
 
+CONFIGURATIONS = [  # name, model ("default" or "fast"), load() keywords, windows grouped by length
+    ("torch, windows in input order (before issue 19)", "default", {"backend": "torch"}, False),
+    ("torch", "default", {"backend": "torch"}, True),
+    ("onnx fp32", "default", {"backend": "onnx", "precision": "fp32"}, True),
+    ("onnx int8 (attention)", "default", {"backend": "onnx", "precision": "int8"}, True),
+    ("fast recipe, torch", "fast", {"backend": "torch"}, True),
+    ("fast recipe, onnx fp32", "fast", {"backend": "onnx", "precision": "fp32"}, True),
+    ("fast recipe, onnx int8", "fast", {"backend": "onnx", "precision": "int8"}, True),
+]
+
+
+def configurations(models: dict[str, Path], texts: list[str], dev: list[Document], batch_size: int, repeat: int,
+                   hf_s: float | None) -> list[dict]:
+    """articles/s of every backend and recipe on the same collection, and its dev F1 beside it."""
+    from vnpol.evaluation import evaluate_model, headline
+
+    rows = []
+    for name, which, kwargs, grouped in CONFIGURATIONS:
+        if which not in models:
+            continue
+        ex = load(models[which], device="cpu", say=lambda *_: None, **kwargs)
+        ex.group_batches = ex.group_batches if grouped else 1
+        ex.predict_batch(texts[:2], batch_size=batch_size)  # warm-up (and the one-time ONNX export)
+        t = timed(lambda: ex.predict_batch(texts, batch_size=batch_size), repeat=repeat)
+        row = {"configuration": name, "model": str(models[which]), "precision": ex.precision, "seconds": round(t, 2),
+               "articles_per_s": round(len(texts) / t, 2)}
+        if hf_s:
+            row["speedup_over_hf"] = round(hf_s / t, 2)
+        if dev:
+            row.update({f"dev_{k}": v for k, v in headline(evaluate_model(ex, dev, batch_size, given_gold=False)).items()
+                        if k in ("entity_f1", "relation_f1")})
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    base = rows[0]["articles_per_s"] if rows else None
+    for row in rows:
+        row["speedup_over_before"] = round(row["articles_per_s"] / base, 2)
+    return rows
+
+
 def training_epoch(model_dir: Path, docs: list[Document], batch_size: int, autocast) -> dict:
     """Seconds for one training epoch over the documents against forward+backward alone on the same batches.
 
@@ -202,6 +241,9 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="train a tiny model and time 20 synthetic articles (CI)")
     ap.add_argument("--no-hf", action="store_true", help="skip the Hugging Face pipeline comparison")
     ap.add_argument("--output", default=str(ROOT / "docs"), help="folder for benchmarks.md and the JSON file")
+    ap.add_argument("--fast-model", help="a model trained with configs/fast-inference.yaml, for the configuration table")
+    ap.add_argument("--dev", default=str(ROOT / "data/authored/dev.jsonl"),
+                    help="annotated documents scored beside each configuration ('' to skip)")
     args = ap.parse_args()
     seeds = read_jsonl(ROOT / "seeds" / "gold.jsonl")
     model_dir = Path(args.model)
@@ -229,6 +271,10 @@ def main() -> int:
     result["seeds"] = measure(extractor, model_dir, [d.text for d in seeds], args.batch_size, args.device, pipe, repeat)
     result["collection"] = measure(extractor, model_dir, synthetic_collection(seeds, args.articles), args.batch_size,
                                    args.device, pipe, repeat)
+    models = {"default": model_dir, **({"fast": Path(args.fast_model)} if args.fast_model else {})}
+    dev = read_jsonl(args.dev) if args.dev and not args.quick else []
+    result["configurations"] = configurations(models, synthetic_collection(seeds, args.articles), dev, args.batch_size,
+                                              repeat, result["collection"].get("hf_pipeline_s"))
     result["peak_rss_mb"] = round(peak_rss_mb(), 1)
     result["rss_before_load_mb"] = round(rss_before, 1)
     result["training"] = training_epoch(model_dir, seeds[:2] if args.quick else seeds, 8, extractor.autocast)
@@ -257,6 +303,12 @@ def markdown(r: dict) -> str:
                      f"{x.get('hf_articles_per_s', '-')} | {x.get('hf_same_precision_articles_per_s', '-')} | {x['floor_tokens_per_s']} | "
                      f"{x['vnpol_tokens_per_s']} | {x['vnpol_over_floor']} | {x['encoder_share_of_vnpol']} | "
                      f"{x.get('vnpol_speedup_over_hf', '-')}× | {x.get('vnpol_speedup_over_hf_same_precision', '-')}× |")
+    lines += ["", "**Backends and recipes** on the same 100 articles (articles/s; \"vs HF\": against the pipeline above as it "
+              "comes, fp32; \"vs before\": against vnpol before issue 19; dev F1 of the same configuration, strict spans):", "",
+              "| configuration | precision | art/s | vs HF | vs before | dev entity F1 | dev relation F1 |", "|---|---|---|---|---|---|---|"]
+    for c in r.get("configurations", []):
+        lines.append(f"| {c['configuration']} | {c['precision']} | {c['articles_per_s']} | {c.get('speedup_over_hf', '-')}× | "
+                     f"{c['speedup_over_before']}× | {c.get('dev_entity_f1', '-')} | {c.get('dev_relation_f1', '-')} |")
     t = r["training"]
     lines += ["", f"Training on the seeds ({t['windows']} windows, batch 8): one epoch {t['epoch_s']} s against forward+backward alone "
               f"{t['forward_backward_s']} s (the rest is optimiser steps and encoding).", ""]
