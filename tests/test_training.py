@@ -162,3 +162,18 @@ def test_attention_dropout_is_set_on_the_encoder_and_saved(tmp_path, seed_split)
     model, _, _, meta = load_model(out)
     assert model.encoder.config.attention_probs_dropout_prob == 0.0
     assert meta["metrics"]["mixed_precision"] in ("no", "bf16")
+
+
+def test_uppercase_copies_add_capitalised_training_documents(seed_split) -> None:
+    from conftest import tiny_config
+
+    from vnpol.training import prepare_data
+
+    corpus = prepare_data(tiny_config(seed_split, **{"data.uppercase_copies": 1.0}), say=lambda *_: None)
+    originals, copies = corpus.train[:3], corpus.train[3:]
+    assert [d.id for d in copies] == [f"{d.id}#upper" for d in originals]
+    for doc, copy in zip(originals, copies):
+        assert copy.text == doc.text.upper() or len(copy.text) == len(doc.text)
+        assert [(e.start, e.end, e.type) for e in copy.entities] == [(e.start, e.end, e.type) for e in doc.entities]
+        assert all(copy.text[e.start:e.end] == e.text == e.text.upper() for e in copy.entities)
+    assert any(e.text == "THỦ TƯỚNG" for d in copies for e in d.entities)

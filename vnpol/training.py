@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from . import encoders
+from .augment import with_uppercase_copies
 from .config import Config, load_config
 from .corpus import Document
 from .encoding import Preprocessing, SubwordTokenizer
@@ -133,6 +134,9 @@ def prepare_data(cfg: Config, say=print) -> Corpus:
     train_docs = load_corpus(cfg.data.train, "training", scheme)
     if cfg.data.limit_train:
         train_docs = train_docs[: cfg.data.limit_train]
+    if cfg.data.uppercase_copies:
+        train_docs = with_uppercase_copies(train_docs, cfg.data.uppercase_copies, cfg.training.seed)
+        say(f"vnpol: {len(train_docs)} training documents with capitalised copies (data.uppercase_copies)")
     dev_docs = load_corpus(cfg.data.dev, "development", scheme)
     test_docs = load_corpus(cfg.data.test, "test", scheme)
     texts = {d.text for d in train_docs}
