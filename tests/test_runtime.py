@@ -130,3 +130,20 @@ def test_encoder_layers_beyond_the_encoder_is_an_error(seed_split, tmp_path) -> 
 
     with pytest.raises(EncoderDepthError, match="model.encoder_layers: 3 is more than the encoder's 2 layers"):
         train(tiny_config(seed_split, **{"model.encoder_layers": 3}), tmp_path / "m", say=lambda *_: None)
+
+
+def test_vnpol_predict_backend_onnx_writes_the_torch_records(tiny_model, tmp_path, onnx_cache) -> None:
+    import json
+
+    from vnpol.cli import main
+
+    article = tmp_path / "a.txt"
+    article.write_text(TEXTS[0] + "\n" + TEXTS[1], encoding="utf-8")
+    outputs = []
+    for backend in ("torch", "onnx"):
+        out = tmp_path / f"{backend}.jsonl"
+        assert main(["predict", "--model", str(tiny_model[0]), str(article), "-o", str(out), "--device", "cpu",
+                     "--backend", backend, "--quiet"]) == 0
+        outputs.append([json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()])
+    strip = lambda recs: [[(e["start"], e["end"], e["type"]) for e in r["entities"]] for r in recs]  # noqa: E731
+    assert strip(outputs[1]) == strip(outputs[0]) and len(outputs[0]) == 1
