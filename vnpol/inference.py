@@ -8,6 +8,7 @@ caller's original text. Users get one with :func:`vnpol.predict.load`.
 from __future__ import annotations
 
 import contextlib
+import sys
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence
 
@@ -66,7 +67,7 @@ class Extractor:
     def __init__(self, model: JointModel, tokenizer, prep: Preprocessing, meta: dict | None = None, *,
                  device: str | torch.device = "cpu", precision: str = "auto",
                  entity_threshold: float | None = None, relation_threshold: float | dict[str, float] | None = None,
-                 batch_size: int = 16, constraints: bool = True, backend: str = "torch", say=print):
+                 batch_size: int = 16, constraints: bool = True, backend: str = "torch", say=None):
         self.device = resolve_device(device) if isinstance(device, str) else device
         self.model = model.to(self.device).eval()
         if backend not in BACKENDS:
@@ -151,7 +152,8 @@ class Extractor:
         if precision not in ONNX_PRECISIONS:
             raise ValueError(f"backend 'onnx' runs in precision {', '.join(ONNX_PRECISIONS)}, got {precision!r}")
         self._onnx_precision = "fp32" if precision == "auto" else precision
-        return onnx_encoder(self.model.encoder, precision=self._onnx_precision, say=say)
+        return onnx_encoder(self.model.encoder, precision=self._onnx_precision,
+                            say=say or (lambda message: print(message, file=sys.stderr)))
 
     def _encode(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if self._onnx is not None:
