@@ -169,7 +169,7 @@ def test_uppercase_copies_add_capitalised_training_documents(seed_split) -> None
 
     from vnpol.training import prepare_data
 
-    corpus = prepare_data(tiny_config(seed_split, **{"data.uppercase_copies": 1.0}), say=lambda *_: None)
+    corpus = prepare_data(tiny_config(seed_split, **{"training.uppercase_copies": 1.0}), say=lambda *_: None)
     originals, copies = corpus.train[:3], corpus.train[3:]
     assert [d.id for d in copies] == [f"{d.id}#upper" for d in originals]
     for doc, copy in zip(originals, copies):

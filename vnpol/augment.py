@@ -1,4 +1,4 @@
-"""Training-data augmentation: documents added again in capitals (``data.uppercase_copies``).
+"""Training-data augmentation: documents added again in capitals (``training.uppercase_copies``).
 
 Vietnamese news sets headlines, and sometimes a whole lead, in capitals ("THỦ TƯỚNG PHẠM MINH
 CHÍNH CHỦ TRÌ HỘI NGHỊ"). A corpus with few such lines teaches the tagger that names are

@@ -77,9 +77,6 @@ class DataConfig(_Section):
     test: list[str] = Field(default_factory=lambda: ["seeds/gold.jsonl"])
     #: keep only the first N training documents (learning curves, smoke runs); 0 = all
     limit_train: int = Field(0, ge=0)
-    #: add this fraction of the training documents again in capitals (headlines are set in capitals;
-    #: see vnpol.augment); 0 = none
-    uppercase_copies: float = Field(0.0, ge=0, le=1)
     #: where encoded training windows are cached as Arrow (Hugging Face datasets); ``auto``: under the
     #: vnpol cache ($VNPOL_CACHE or ~/.cache/vnpol)/windows; null: encode every run
     cache_dir: Optional[str] = "auto"
@@ -94,6 +91,9 @@ class TrainingConfig(_Section):
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.1, ge=0, le=1)
     relation_loss_weight: float = Field(1.0, ge=0)
+    #: add this fraction of the training documents again in capitals (headlines are set in capitals;
+    #: see vnpol.augment); 0 = none
+    uppercase_copies: float = Field(0.0, ge=0, le=1)
     early_stopping_patience: int = Field(4, ge=1)
     seed: int = 13
     #: auto: fp16 on GPU, bf16 on CPUs with AMX, else none

@@ -134,9 +134,9 @@ def prepare_data(cfg: Config, say=print) -> Corpus:
     train_docs = load_corpus(cfg.data.train, "training", scheme)
     if cfg.data.limit_train:
         train_docs = train_docs[: cfg.data.limit_train]
-    if cfg.data.uppercase_copies:
-        train_docs = with_uppercase_copies(train_docs, cfg.data.uppercase_copies, cfg.training.seed)
-        say(f"vnpol: {len(train_docs)} training documents with capitalised copies (data.uppercase_copies)")
+    if cfg.training.uppercase_copies:
+        train_docs = with_uppercase_copies(train_docs, cfg.training.uppercase_copies, cfg.training.seed)
+        say(f"vnpol: {len(train_docs)} training documents with capitalised copies (training.uppercase_copies)")
     dev_docs = load_corpus(cfg.data.dev, "development", scheme)
     test_docs = load_corpus(cfg.data.test, "test", scheme)
     texts = {d.text for d in train_docs}
