@@ -167,3 +167,21 @@ def test_a_killed_run_resumed_ends_with_exactly_one_record_per_input(tiny_model,
 def test_importing_vnpol_predict_does_not_import_ray():
     code = "import sys, vnpol.predict, vnpol.cli; assert not [m for m in sys.modules if m.split('.')[0] == 'ray']"
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+
+
+def test_ray_actors_run_the_onnx_backend(ray_local, tiny_model, collection, default_records, tmp_path) -> None:
+    """``--backend onnx`` reaches the actors: the same spans as the default engine (PyTorch)."""
+    pytest.importorskip("onnxruntime")
+    from vnpol.encoders import cache_dir
+    from vnpol.runtime import export_key
+    from vnpol.saving import load_model
+
+    exported = cache_dir() / "onnx" / f"encoder-{export_key(load_model(tiny_model[0])[0].encoder)}" / "fp32.onnx"
+    exported.unlink(missing_ok=True)  # the actors, not an earlier run, must write it
+    out = tmp_path / "shards"
+    assert run_ray(tiny_model[0], collection, out, "--backend", "onnx") == 0
+    assert exported.is_file()
+    spans = lambda recs: [[(e["start"], e["end"], e["type"]) for e in r.get("entities", [])] for r in recs]  # noqa: E731
+    records = without_index(list(iter_collection(out)))
+    assert spans(records) == spans(default_records)
+    assert [r.get("error") for r in records] == [r.get("error") for r in default_records]
