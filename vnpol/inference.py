@@ -75,8 +75,12 @@ class Extractor:
         if backend == "torch" and precision == "int8":
             raise ValueError("precision 'int8' needs backend='onnx' (ONNX Runtime's int8 kernels)")
         self.backend = backend
-        self._onnx = self._open_onnx(precision, say) if backend == "onnx" else None
-        self.precision = self._onnx_precision if self._onnx else resolve_precision(precision, self.device)
+        if backend == "onnx":
+            self.precision = "fp32" if precision == "auto" else precision
+            self._onnx = self._open_onnx(say)
+        else:
+            self.precision = resolve_precision(precision, self.device)
+            self._onnx = None
         if self.precision == "fp16" and self.device.type == "cuda":
             self.model.half()  # weights in fp16: half the GPU memory, no casts
         self.tokenizer = SubwordTokenizer(tokenizer)
@@ -144,15 +148,14 @@ class Extractor:
 
     # ------------------------------------------------------------------ internals
 
-    def _open_onnx(self, precision: str, say):
+    def _open_onnx(self, say):
         from .runtime import ONNX_PRECISIONS, onnx_encoder
 
         if self.device.type != "cpu":
             raise ValueError(f"backend 'onnx' runs on the CPU, not on {self.device}; use backend='torch' there")
-        if precision not in ONNX_PRECISIONS:
-            raise ValueError(f"backend 'onnx' runs in precision {', '.join(ONNX_PRECISIONS)}, got {precision!r}")
-        self._onnx_precision = "fp32" if precision == "auto" else precision
-        return onnx_encoder(self.model.encoder, precision=self._onnx_precision,
+        if self.precision not in ONNX_PRECISIONS:
+            raise ValueError(f"backend 'onnx' runs in precision {', '.join(ONNX_PRECISIONS)}, got {self.precision!r}")
+        return onnx_encoder(self.model.encoder, precision=self.precision,
                             say=say or (lambda message: print(message, file=sys.stderr)))
 
     def _encode(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

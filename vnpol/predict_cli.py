@@ -14,10 +14,11 @@ from pathlib import Path
 def add_precision(p: argparse.ArgumentParser) -> None:
     """``--precision`` and ``--backend`` (how the encoder runs), shared by predict and evaluate."""
     from .config import PRECISIONS
+    from .runtime import BACKENDS
 
     p.add_argument("--precision", default="auto", choices=[*PRECISIONS, "int8"],
                    help="auto: fp16 on CUDA, bf16 autocast on CPUs with AMX, else fp32; int8 needs --backend onnx")
-    p.add_argument("--backend", default="torch", choices=["torch", "onnx"],
+    p.add_argument("--backend", default="torch", choices=BACKENDS,
                    help="onnx: the encoder exported once to ONNX Runtime (CPU; needs vnpol[onnx])")
 
 
