@@ -15,6 +15,15 @@ def test_3e_minus_5_is_a_number_from_set_and_from_yaml(tmp_path):
     assert (cfg.training.learning_rate, cfg.training.epochs, cfg.model.encoder) == (3e-5, 4, "embedded:multilingual-e5-small")
 
 
+def test_mixed_precision_no_means_no_although_yaml_reads_it_as_false(tmp_path):
+    assert load_config(ROOT / "configs/tiny.yaml", ["training.mixed_precision=no"]).training.mixed_precision == "no"
+    f = tmp_path / "fp32.yaml"
+    f.write_text(f"extends: {ROOT / 'configs/tiny.yaml'}\ntraining:\n  mixed_precision: no\n", encoding="utf-8")
+    assert load_config(f).training.mixed_precision == "no"
+    with pytest.raises(ConfigError, match=r"training.mixed_precision = True \(from --set\): expected 'auto', 'no'"):
+        load_config(ROOT / "configs/tiny.yaml", ["training.mixed_precision=yes"])
+
+
 def test_a_wrong_type_names_key_value_source_and_type(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_config(ROOT / "configs/tiny.yaml", ["training.epochs=many"])

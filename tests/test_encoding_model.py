@@ -115,3 +115,47 @@ def test_model_from_another_scheme_is_refused(tiny_model, tmp_path):
     (other / "vnpol.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="unknown label scheme 'vnpol-annotation-v0'"):
         check_model_dir(other)
+
+
+# --------------------------------------------------------------------------- the CRF layer (model.crf)
+
+SMALL = ["O", "B-PER", "I-PER"]
+
+
+def test_crf_loss_is_the_exact_negative_log_likelihood_of_the_gold_sequences():
+    """Two sequences ("Ông Tô Lâm", "Tô Lâm") scored against every tag sequence by enumeration."""
+    import itertools
+
+    import torch
+
+    from vnpol.decoding import iob2_constraints
+    from vnpol.model import crf_nll
+
+    g = torch.Generator().manual_seed(0)
+    emissions = torch.randn(5, 3, generator=g)
+    labels = torch.tensor([0, 1, 2, 1, 2])               # O B-PER I-PER | B-PER I-PER
+    rows = torch.tensor([0, 0, 0, 1, 1])
+    from_to, start = (torch.from_numpy(np.maximum(a, -1e4)) for a in iob2_constraints(SMALL))
+    transitions = from_to + torch.randn(3, 3, generator=g)
+    start = start + torch.randn(3, generator=g)
+
+    def score(em, tags):
+        s = start[tags[0]] + sum(em[i, t] for i, t in enumerate(tags))
+        return s + sum(transitions[a, b] for a, b in zip(tags, tags[1:]))
+
+    expected = 0.0
+    for em, gold in ((emissions[:3], [0, 1, 2]), (emissions[3:], [1, 2])):
+        log_z = torch.logsumexp(torch.stack([score(em, c) for c in itertools.product(range(3), repeat=len(gold))]), 0)
+        expected += float(log_z - score(em, gold))
+    assert float(crf_nll(emissions, labels, rows, transitions, start)) == pytest.approx(expected / 5, abs=1e-5)
+
+
+def test_crf_transition_scores_change_the_decoded_path():
+    """Emissions that slightly prefer O after B-PER; a learned B-PER -> I-PER score makes "Tô Lâm" one name."""
+    lp = np.log(np.array([[0.1, 0.8, 0.1], [0.5, 0.1, 0.4]], dtype=np.float32))
+    assert viterbi(lp, SMALL) == [1, 0]
+    transitions = np.zeros((3, 3), dtype=np.float32)
+    transitions[1, 2] = 1.0
+    assert viterbi(lp, SMALL, (transitions, np.zeros(3, dtype=np.float32))) == [1, 2]
+    transitions[0, 2] = 50.0                                 # a learned score never overrides IOB2: O -> I-PER stays banned
+    assert viterbi(lp[::-1].copy(), SMALL, (transitions, np.zeros(3, dtype=np.float32)))[0] != 2

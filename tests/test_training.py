@@ -177,3 +177,48 @@ def test_uppercase_copies_add_capitalised_training_documents(seed_split) -> None
         assert [(e.start, e.end, e.type) for e in copy.entities] == [(e.start, e.end, e.type) for e in doc.entities]
         assert all(copy.text[e.start:e.end] == e.text == e.text.upper() for e in copy.entities)
     assert any(e.text == "THỦ TƯỚNG" for d in copies for e in d.entities)
+
+
+def test_a_crf_model_trains_saves_its_transitions_and_predicts(tmp_path, seed_split, seed_docs):
+    import torch
+
+    from vnpol.predict import load
+    from vnpol.saving import load_model
+
+    out = tmp_path / "crf"
+    train(tiny_config(seed_split, **{"model.crf": "true", "training.epochs": 1}), out, say=lambda *_: None)
+    model, _, _, meta = load_model(out)
+    assert meta["head"]["crf"] is True
+    assert model.crf and float(model.transitions.abs().sum()) > 0       # learned, saved and reloaded
+    from safetensors.torch import load_file
+    assert torch.equal(load_file(str(out / "model.safetensors"))["transitions"], model.transitions.detach())
+    doc = load(out).predict(seed_docs[0].text)
+    assert all(seed_docs[0].text[e.start:e.end] == e.text for e in doc.entities)
+
+
+def test_bf16_training_really_runs_the_encoder_under_autocast(tmp_path, seed_split):
+    """``training.mixed_precision: bf16`` changes the numbers; before the fix it silently trained in fp32."""
+    def first_loss(precision: str) -> float:
+        out = tmp_path / precision
+        train(tiny_config(seed_split, **{"training.mixed_precision": precision, "training.epochs": 1}), out, say=lambda *_: None)
+        assert json.loads((out / "vnpol.json").read_text())["metrics"]["mixed_precision"] == precision
+        return json.loads((out / "metrics.jsonl").read_text().splitlines()[0])["loss"]
+
+    fp32, bf16 = first_loss("no"), first_loss("bf16")
+    assert bf16 != fp32 and abs(bf16 - fp32) < 0.1 * fp32      # the same training, in lower precision
+
+
+def test_two_process_training_under_torchrun_splits_the_batches_and_saves_one_model(tmp_path, seed_split, tiny_model):
+    """What `accelerate launch` on two GPUs runs: two processes (gloo on CPU), DistributedDataParallel, one model."""
+    out = tmp_path / "ddp"
+    sets = [f"data.{part}=[{seed_split / (part + '.jsonl')}]" for part in ("train", "dev", "test")] + ["training.epochs=2"]
+    run = subprocess.run([str(Path(sys.executable).with_name("torchrun")), "--standalone", "--nproc_per_node", "2",
+                          str(ROOT / "scripts" / "train.py"), "--config", str(ROOT / "configs" / "tiny.yaml"),
+                          "--output", str(out), *[a for s in sets for a in ("--set", s)]],
+                         capture_output=True, text=True, timeout=300, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.count("vnpol: model saved to") == 1                       # the main process reports
+    rows = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    single = json.loads((tiny_model[0] / "metrics.jsonl").read_text().splitlines()[0])["steps"]
+    assert [r["epoch"] for r in rows] == [1, 2] and rows[0]["steps"] in (single // 2, (single + 1) // 2)
+    assert (out / "model.safetensors").exists() and not out.with_name("ddp.work").exists()

@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 import torch
 
 from .corpus import Document, json_line
-from .encoding import IGNORE, EncodedDocument, Preprocessing, SubwordTokenizer, candidate_pairs, encode_document, pair_features
+from .encoding import EncodedDocument, Preprocessing, SubwordTokenizer, candidate_pairs, encode_document, pair_features
 from .model import JointModel
 from .schema import Scheme
 
@@ -81,17 +81,9 @@ def collate(batch: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
 
 
 def joint_loss(model: JointModel, batch: dict[str, torch.Tensor], relation_weight: float) -> tuple[torch.Tensor, float, float]:
-    hidden = model.encode(batch["input_ids"], batch["attention_mask"])
-    tag_logits = model.tag_logits(hidden, batch["word_index"])
-    tag_loss = torch.nn.functional.cross_entropy(tag_logits.float(), batch["word_labels"], ignore_index=IGNORE)
-    pairs = batch["pairs"]
-    if pairs.numel():
-        labels = pairs[:, 7]
-        rel_logits = model.relation_logits(hidden, pairs).float()
-        rel_loss = torch.nn.functional.cross_entropy(rel_logits, labels)
-    else:
-        rel_loss = tag_loss.new_zeros(())
-    return tag_loss + relation_weight * rel_loss, float(tag_loss.detach()), float(rel_loss.detach())
+    """(joint loss to back-propagate, tagger loss, relation loss) of one :func:`collate` batch; ``model`` may be wrapped."""
+    loss, tag_loss, rel_loss = model(**batch, relation_weight=relation_weight)
+    return loss, float(tag_loss.detach()), float(rel_loss.detach())
 
 
 # --------------------------------------------------------------------------- encoded windows, cached as Arrow

@@ -104,6 +104,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if not result:  # another process of a multi-process launch: the main one saves and reports
+        return 0
     summary = {k: v for k, v in result.items() if k != "test_report"}
     print(f"vnpol: model saved to {args.output}: {summary}")
     return 0

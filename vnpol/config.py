@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 #: numeric precisions for prediction (``vnpol.predict.load``, ``--precision``); ``auto`` picks per device
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -60,6 +60,9 @@ class ModelConfig(_Section):
     freeze_embeddings: bool = False
     #: list features in the relation head (distance, entities and separators between the pair; see encoding.pair_features)
     relation_features: bool = False
+    #: a linear-chain CRF over each window's word tags (learned transition scores, trained on whole sequences)
+    #: instead of a softmax per word; both decode with IOB2-constrained Viterbi
+    crf: bool = False
     #: keep only the vocabulary pieces the training corpus and a Vietnamese dictionary use (SentencePiece encoders)
     prune_vocabulary: bool = False
 
@@ -96,10 +99,16 @@ class TrainingConfig(_Section):
     uppercase_copies: float = Field(0.0, ge=0, le=1)
     early_stopping_patience: int = Field(4, ge=1)
     seed: int = 13
-    #: auto: fp16 on GPU, bf16 on CPUs with AMX, else none
+    #: auto: fp16 on GPU, bf16 autocast on CPUs with AVX-512 BF16 or AMX, else none (fp32)
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"
     max_grad_norm: float = Field(1.0, gt=0)
     num_threads: int = Field(0, ge=0)  # torch threads on CPU; 0 = torch default
+
+    @field_validator("mixed_precision", mode="before")
+    @classmethod
+    def _yaml_no(cls, value: Any) -> Any:
+        """YAML reads a bare ``no`` as false: ``mixed_precision: no`` means the value ``"no"``."""
+        return "no" if value is False else value
 
 
 class Config(_Section):

@@ -37,13 +37,30 @@ def _transitions(labels: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(mask.T), start
 
 
-def viterbi_batch(sequences: Sequence[np.ndarray], labels: Sequence[str]) -> list[list[int]]:
-    """Best valid IOB2 tag ids for several (n_words, n_labels) log-probability arrays at once.
+def iob2_constraints(labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(from, to) transition scores and start scores of strict IOB2: 0 where allowed, -inf where not.
 
-    One numpy step per position of the longest sequence: decoding a window sentence by
-    sentence, word by word, cost more than the rest of prediction outside the encoder.
+    >>> from_to, start = iob2_constraints(["O", "B-PER", "I-PER"])
+    >>> from_to[0].tolist(), start.tolist()     # after O, I-PER may not follow; nor start a sentence
+    ([0.0, 0.0, -inf], [0.0, 0.0, -inf])
     """
     to_from, start = _transitions(tuple(labels))
+    return to_from.T.copy(), start.copy()
+
+
+def viterbi_batch(sequences: Sequence[np.ndarray], labels: Sequence[str],
+                  crf: tuple[np.ndarray, np.ndarray] | None = None) -> list[list[int]]:
+    """Best valid IOB2 tag ids for several (n_words, n_labels) log-probability arrays at once.
+
+    ``crf``: a CRF layer's learned (from, to) transition and start scores, added to the IOB2
+    constraints (:meth:`vnpol.model.JointModel.crf_scores`); without it every valid transition
+    scores 0. One numpy step per position of the longest sequence: decoding a window sentence
+    by sentence, word by word, cost more than the rest of prediction outside the encoder.
+    """
+    to_from, start = _transitions(tuple(labels))
+    if crf is not None:
+        to_from = np.ascontiguousarray(to_from + np.asarray(crf[0], dtype=np.float32).T)
+        start = start + np.asarray(crf[1], dtype=np.float32)
     lengths = [len(x) for x in sequences]
     paths: list[list[int]] = [[] for _ in sequences]
     live = [k for k, n in enumerate(lengths) if n]
@@ -123,6 +140,6 @@ def decode_relations(probs: np.ndarray, pairs: Sequence[tuple], relation_labels:
     return [(h, t, r, s) for _, h, t, r, s in found]
 
 
-def viterbi(log_probs: np.ndarray, labels: Sequence[str]) -> list[int]:
+def viterbi(log_probs: np.ndarray, labels: Sequence[str], crf: tuple[np.ndarray, np.ndarray] | None = None) -> list[int]:
     """:func:`viterbi_batch` for one sequence."""
-    return viterbi_batch([log_probs], labels)[0]
+    return viterbi_batch([log_probs], labels, crf)[0]

@@ -207,7 +207,8 @@ class Extractor:
         if gold_entities:
             window_spans = [self._gold_spans(p.encoded, w) for (p, _), w in zip(items, windows)]
         else:
-            window_spans = self._decode([p.encoded for p, _ in items], windows, log_probs, e_thr, self.labels)
+            window_spans = self._decode([p.encoded for p, _ in items], windows, log_probs, e_thr, self.labels,
+                                        self.model.crf_scores())
         pair_rows: list[list[int]] = []
         pair_refs: list[tuple[_Pending, Entity, Entity]] = []
         for r, ((p, _), w, spans) in enumerate(zip(items, windows, window_spans)):
@@ -239,8 +240,10 @@ class Extractor:
             p.windows_left -= 1
 
     @staticmethod
-    def _decode(encs: list[EncodedDocument], windows: list, log_probs: np.ndarray, threshold: float, labels: list[str]):
-        """Viterbi per sentence over each window's own words, all sentences of the batch stepped together.
+    def _decode(encs: list[EncodedDocument], windows: list, log_probs: np.ndarray, threshold: float, labels: list[str],
+                crf: tuple[np.ndarray, np.ndarray] | None = None):
+        """Viterbi per sentence over each window's own words, all sentences of the batch stepped together
+        (with the CRF layer's transition scores when the model has one).
 
         ``log_probs`` holds the windows' own words one after the other. Returns, per window,
         (w0, w1, type, score, None) spans.
@@ -258,7 +261,7 @@ class Extractor:
             row += w.own_end - w.own_start
         slices = [log_probs[r0: r0 + j - i] for _, i, j, r0 in bounds]
         out: list[list] = [[] for _ in windows]
-        for (k, i, _, _), lp, tags in zip(bounds, slices, viterbi_batch(slices, labels)):
+        for (k, i, _, _), lp, tags in zip(bounds, slices, viterbi_batch(slices, labels, crf)):
             for a, b, etype in spans_from_tags(tags, labels):
                 score = float(np.exp(lp[np.arange(a, b), tags[a:b]].mean()))
                 if score >= threshold:

@@ -34,7 +34,7 @@ from .checkpoints import atomic_dir, latest_checkpoint, load_optimizer, plot_cur
 from .evaluation import evaluate_model, headline, write_report
 from .formats import load_corpus, read_corpus
 from .inference import Extractor
-from .model import JointModel, build_encoder, freeze_embeddings, resolve_precision
+from .model import JointModel, build_encoder, cpu_trains_faster_in_bf16, freeze_embeddings
 from .saving import save
 from .schema import Scheme, resolve as resolve_scheme
 
@@ -153,7 +153,7 @@ def build_model(cfg: Config, corpus: Corpus, say=print):
     set_seed(cfg.training.seed)  # the heads' initialisation must not depend on what loading the encoder consumed
     m = cfg.model
     model = JointModel(encoder, corpus.scheme, dropout=m.dropout, relation_hidden=m.relation_hidden, type_dim=m.type_dim,
-                       relation_features=m.relation_features)
+                       relation_features=m.relation_features, crf=m.crf)
     if m.freeze_embeddings:
         freeze_embeddings(model)
     return cfg, model, hf_tokenizer, encoder_name
@@ -162,8 +162,9 @@ def build_model(cfg: Config, corpus: Corpus, say=print):
 def _mixed_precision(setting: str) -> str:
     if setting != "auto":
         return setting
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return {"fp16": "fp16", "bf16": "bf16"}.get(resolve_precision("auto", device), "no")
+    if torch.cuda.is_available():
+        return "fp16"
+    return "bf16" if cpu_trains_faster_in_bf16() else "no"
 
 
 def make_optimizer(model: JointModel, t, n_examples: int, processes: int):
@@ -246,7 +247,8 @@ def train_epoch(run: Run, epoch: int) -> dict[str, float]:
     bar = tqdm(loader, desc=f"epoch {epoch}/{t.epochs}", disable=not acc.is_local_main_process, leave=False)
     for batch in bar:
         with acc.accumulate(model):
-            loss, tag_l, rel_l = joint_loss(model, batch, t.relation_loss_weight)
+            with acc.autocast():  # mixed precision (accelerate's own wrapping of forward, made explicit)
+                loss, tag_l, rel_l = joint_loss(model, batch, t.relation_loss_weight)
             acc.backward(loss)
             if acc.sync_gradients:
                 acc.clip_grad_norm_(model.parameters(), t.max_grad_norm)
@@ -296,7 +298,7 @@ def run_epochs(run: Run, state: dict[str, Any], say=print) -> None:
         if state["bad_epochs"] >= t.early_stopping_patience:
             break
         losses = train_epoch(run, epoch)
-        state["global_step"] += losses.pop("steps")
+        state["global_step"] += losses["steps"]  # optimizer steps this process took (kept in the metrics row)
         score, dev = score_on_dev(run, losses)
         row = {"epoch": epoch, **losses, **{f"dev_{k}": v for k, v in (dev or {}).items()}, "dev_score": score}
         improved = state["best_score"] is None or score > state["best_score"]
@@ -360,7 +362,7 @@ def finish(run: Run, state: dict[str, Any], started: float, say=print) -> dict[s
 
 def train(cfg: Config, output: str | Path, *, resume: bool = False, say=print) -> dict[str, Any]:
     """Train, select on dev, save the best model to ``output`` and evaluate it on test."""
-    from accelerate import Accelerator
+    from accelerate import Accelerator, DistributedDataParallelKwargs
 
     output = Path(output)
     corpus = prepare_data(cfg, say)
@@ -372,8 +374,15 @@ def train(cfg: Config, output: str | Path, *, resume: bool = False, say=print) -
                                  cache_dir=encoders.cache_dir() / "windows" if cache == "auto" else cache)
     say(f"vnpol: {len(examples)} training windows of at most {prep.max_length} positions")
     mp = _mixed_precision(cfg.training.mixed_precision)
+    # accelerate keeps one state per process and refuses a second training in it (scripts/ablate.py, a notebook)
+    # with another precision; clearing its precision state keeps the process group (PartialState) intact
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=False)
+    # a batch without candidate pairs leaves the relation head without gradients: DDP must not wait for them
     accelerator = Accelerator(mixed_precision=mp, gradient_accumulation_steps=cfg.training.gradient_accumulation_steps,
-                              cpu=not torch.cuda.is_available())
+                              cpu=not torch.cuda.is_available(),
+                              kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
     optimizer, scheduler = make_optimizer(model, cfg.training, len(examples), accelerator.num_processes)
     work = output.with_name(output.name + ".work")
     state = _resume_state(model, optimizer, scheduler, work, resume, say)
