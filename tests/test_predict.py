@@ -62,7 +62,10 @@ def test_batch_keeps_order_ids_and_thresholds(extractor):
     cut = sorted(e.score for e in found)[len(found) // 2]
     [strict] = extractor.predict_batch([ARTICLE], entity_threshold=cut)
     assert [(e.start, e.end) for e in strict.entities] == [(e.start, e.end) for e in found if e.score >= cut]
-    assert extractor.predict_batch([ARTICLE])[0].entities == found
+    alone = extractor.predict_batch([ARTICLE])[0].entities
+    assert [(e.id, e.start, e.end, e.type, e.text) for e in alone] == [(e.id, e.start, e.end, e.type, e.text) for e in found]
+    # in another batch the windows are padded to other widths: scores agree to float rounding, not bit for bit
+    assert [e.score for e in alone] == pytest.approx([e.score for e in found], abs=1e-5)
 
 
 def test_documents_round_trip_through_json(extractor):
