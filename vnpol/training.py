@@ -247,8 +247,7 @@ def train_epoch(run: Run, epoch: int) -> dict[str, float]:
     bar = tqdm(loader, desc=f"epoch {epoch}/{t.epochs}", disable=not acc.is_local_main_process, leave=False)
     for batch in bar:
         with acc.accumulate(model):
-            with acc.autocast():  # mixed precision (accelerate's own wrapping of forward, made explicit)
-                loss, tag_l, rel_l = joint_loss(model, batch, t.relation_loss_weight)
+            loss, tag_l, rel_l = joint_loss(model, batch, t.relation_loss_weight)  # autocast: accelerate wraps forward
             acc.backward(loss)
             if acc.sync_gradients:
                 acc.clip_grad_norm_(model.parameters(), t.max_grad_norm)
